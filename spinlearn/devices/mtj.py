@@ -1,0 +1,213 @@
+r"""Magnetic tunnel junction (MTJ) neuron: a two-terminal device whose I-V curve is the activation.
+
+Equations (PAPERS.md section 1; the device model is tagged [I], a reconstruction from standard MTJ
+physics, since the paper's full device model is not public):
+
+* Free-layer response to the input current (spin-transfer torque / bias field), with a tunable,
+  non-volatile operating point :math:`(I_0, I_s)` per device:
+
+  .. math:: m(I) = \cos\theta(I) = \tanh\!\left(\frac{I - I_0}{I_s}\right)
+
+* Tunnel magnetoresistance and its bias dependence (Julliere / Slonczewski phenomenology):
+
+  .. math:: \mathrm{TMR}(V) = \frac{\mathrm{TMR}_0}{1 + V^2 / V_h^2}, \qquad
+            \mathrm{TMR}_0 = \frac{R_{AP} - R_P}{R_P}
+
+* Resistance as a function of the angle between free and reference layer:
+
+  .. math:: R(\theta, V) = R_P + R_P\,\mathrm{TMR}(V)\,\frac{1 - \cos\theta}{2}
+
+* Output voltage, self-consistent because TMR depends on the voltage across the junction:
+
+  .. math:: V = I \, R(\theta(I), V)
+
+  solved per device by Newton's method. With :math:`b = I R_P \mathrm{TMR}_0 (1 - m)/2`,
+  :math:`g(V) = V - I R_P - b/(1 + V^2/V_h^2)` has :math:`g'(V) \ge 1` where ``V`` and ``I`` share a
+  sign, so the root is unique and Newton converges from the zero-bias guess :math:`V = I R_P + b`.
+
+* Read noise: every measurement adds Gaussian noise of rms ``read_noise_v`` (volts).
+
+* Device-to-device variability ``v``: per instance, :math:`R_P`, :math:`\mathrm{TMR}_0` and
+  :math:`I_s` are multiplied by :math:`1 + v\,\xi` and :math:`I_0` is shifted by
+  :math:`v I_s \xi` (:math:`\xi \sim N(0,1)`, factors floored at 0.05 so a device stays physical).
+
+All functions are pure, vectorised over a population of instances (the last tensor dimension) and
+over any leading batch dimensions, and differentiable (for reference gradients only: training
+reads the derivative from twin devices, see :mod:`spinlearn.learning.afd`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from spinlearn._fields import Validated, param
+
+NEWTON_STEPS = 8
+MIN_FACTOR = 0.05
+
+
+@dataclass(frozen=True)
+class MTJParams(Validated):
+    """Nominal parameters of one MTJ neuron (SI units)."""
+
+    r_p_ohm: float = param(1000.0, "parallel-state resistance R_P (ohm)", gt=0)
+    tmr0: float = param(1.2, "zero-bias TMR ratio (R_AP - R_P) / R_P (1.2 = 120 %)", gt=0, le=10)
+    v_half_v: float = param(0.5, "bias voltage V_h at which the TMR has halved (V)", gt=0)
+    i0_a: float = param(0.0, "centre I_0 of the free-layer response m(I) (A); tunable", ge=-1, le=1)
+    is_a: float = param(
+        100e-6, "width I_s of the free-layer response m(I) (A); tunable", gt=0, le=1
+    )
+    read_noise_v: float = param(1e-4, "rms Gaussian noise of one voltage read (V)", ge=0, le=1)
+
+    @property
+    def r_ap_ohm(self) -> float:
+        """Antiparallel-state resistance at zero bias (ohm)."""
+        return self.r_p_ohm * (1.0 + self.tmr0)
+
+    @property
+    def current_scale_a(self) -> float:
+        """Current that one unit of pre-activation drives through the device (A): ``I_s``."""
+        return self.is_a
+
+    @property
+    def voltage_scale_v(self) -> float:
+        """Voltage that reads as one unit of activation (V): ``I_s (R_P + R_AP) / 2``."""
+        return self.is_a * 0.5 * (self.r_p_ohm + self.r_ap_ohm)
+
+
+class MTJPopulation(NamedTuple):
+    """Per-instance parameters of ``n`` devices, each a tensor of shape ``(n,)``."""
+
+    r_p_ohm: torch.Tensor
+    tmr0: torch.Tensor
+    v_half_v: torch.Tensor
+    i0_a: torch.Tensor
+    is_a: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.r_p_ohm.shape[0])
+
+
+def nominal_population(
+    params: MTJParams, n: int, device: torch.device | str = "cpu", dtype=torch.float32
+) -> MTJPopulation:
+    """``n`` identical devices with the nominal parameters."""
+    if n < 1:
+        raise ValueError(f"population size must be >= 1, got {n}")
+
+    def full(value: float) -> torch.Tensor:
+        return torch.full((n,), value, device=device, dtype=dtype)
+
+    return MTJPopulation(
+        full(params.r_p_ohm),
+        full(params.tmr0),
+        full(params.v_half_v),
+        full(params.i0_a),
+        full(params.is_a),
+    )
+
+
+def perturb(
+    pop: MTJPopulation, spread: float, is_scale_a: float, generator: torch.Generator
+) -> MTJPopulation:
+    """Instances drawn around ``pop`` one by one with relative spread ``spread``.
+
+    R_P, TMR0 and I_s are multiplied by ``1 + spread * xi`` (floored at ``MIN_FACTOR``); I_0 is
+    shifted by ``spread * is_scale_a * xi``; V_h is kept. ``xi ~ N(0, 1)`` from ``generator``.
+    """
+    if not spread >= 0:
+        raise ValueError(f"spread must be >= 0, got {spread}")
+    ref = pop.r_p_ohm
+    xi = torch.randn(4, pop.size, generator=generator, device=ref.device, dtype=ref.dtype)
+    factor = (1.0 + spread * xi).clamp_min(MIN_FACTOR)
+    return MTJPopulation(
+        r_p_ohm=pop.r_p_ohm * factor[0],
+        tmr0=pop.tmr0 * factor[1],
+        v_half_v=pop.v_half_v,
+        i0_a=pop.i0_a + spread * is_scale_a * xi[2],
+        is_a=pop.is_a * factor[3],
+    )
+
+
+def sample_population(
+    params: MTJParams,
+    n: int,
+    variability: float,
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float32,
+) -> MTJPopulation:
+    """Draw ``n`` device instances around ``params`` with relative spread ``variability``."""
+    nominal = nominal_population(params, n, generator.device, dtype)
+    return perturb(nominal, variability, params.is_a, generator)
+
+
+def free_layer_response(current_a: torch.Tensor, pop: MTJPopulation) -> torch.Tensor:
+    """m(I) = cos(theta) = tanh((I - I0) / Is), dimensionless in [-1, 1]."""
+    return torch.tanh((current_a - pop.i0_a) / pop.is_a)
+
+
+def tmr_at_bias(voltage_v: torch.Tensor, pop: MTJPopulation) -> torch.Tensor:
+    """TMR(V) = TMR0 / (1 + V^2 / V_h^2)."""
+    return pop.tmr0 / (1.0 + (voltage_v / pop.v_half_v) ** 2)
+
+
+def resistance(m: torch.Tensor, voltage_v: torch.Tensor, pop: MTJPopulation) -> torch.Tensor:
+    """R(theta, V) = R_P + R_P TMR(V) (1 - cos theta) / 2, with cos theta = m (ohm)."""
+    return pop.r_p_ohm * (1.0 + tmr_at_bias(voltage_v, pop) * 0.5 * (1.0 - m))
+
+
+def voltage(current_a: torch.Tensor, pop: MTJPopulation) -> torch.Tensor:
+    """Noise-free output voltage V(I) solving V = I R(m(I), V) (volts).
+
+    ``current_a`` has shape ``(..., n)``; the last dimension runs over the population.
+    """
+    m = free_layer_response(current_a, pop)
+    a = current_a * pop.r_p_ohm
+    b = a * pop.tmr0 * 0.5 * (1.0 - m)
+    inv_vh2 = 1.0 / pop.v_half_v**2
+    v = a + b
+    for _ in range(NEWTON_STEPS):
+        q = 1.0 + v * v * inv_vh2
+        g = v - a - b / q
+        dg = 1.0 + b * 2.0 * v * inv_vh2 / (q * q)
+        v = v - g / dg
+    return v
+
+
+def read(
+    current_a: torch.Tensor,
+    pop: MTJPopulation,
+    read_noise_v: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One measurement of V(I) per element, with Gaussian read noise of rms ``read_noise_v``."""
+    v = voltage(current_a, pop)
+    if read_noise_v > 0:
+        noise = torch.randn(v.shape, generator=generator, device=v.device, dtype=v.dtype)
+        v = v + read_noise_v * noise
+    return v
+
+
+@dataclass(frozen=True)
+class MTJ:
+    """A kind of MTJ neuron: nominal parameters plus the spread of a fabricated population.
+
+    >>> neuron = MTJ(MTJParams(tmr0=1.2), variability=0.1)
+    >>> pop = neuron.sample(16, torch.Generator().manual_seed(0))
+    """
+
+    params: MTJParams = MTJParams()
+    variability: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not self.variability >= 0:
+            raise ValueError(f"variability must be >= 0, got {self.variability}")
+
+    def sample(
+        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32
+    ) -> MTJPopulation:
+        return sample_population(self.params, n, self.variability, generator, dtype)

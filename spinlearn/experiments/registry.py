@@ -1,0 +1,90 @@
+"""The experiment registry: every study registers named experiments here; the CLI finds them by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spinlearn.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class Target:
+    """A published (or acceptance) figure that ``reproduce`` compares a metric against."""
+
+    metric: str
+    value: float
+    source: str
+    published: bool = True  # False: an acceptance threshold of ours, not a paper's number
+    higher_is_better: bool = True
+
+    def met_by(self, measured: float) -> bool:
+        return measured >= self.value if self.higher_is_better else measured <= self.value
+
+
+@dataclass
+class SeedResult:
+    """What one seed of an experiment produced."""
+
+    metrics: dict[str, float]
+    history: list[dict] = field(default_factory=list)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # kept in memory for plots
+
+
+@dataclass
+class RunContext:
+    """What an experiment's ``run`` gets besides its config: seed, device, generators, progress."""
+
+    seed: int
+    device: torch.device
+    out_dir: Path
+    on_epoch: Callable[[dict], None] = lambda record: None
+
+    def __post_init__(self) -> None:
+        # Devices and noise draw from `generator` (on the run device); data splits and minibatch
+        # order from `cpu_generator`, so a CPU run and a GPU run see the same data order.
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.cpu_generator = torch.Generator().manual_seed(self.seed)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named, runnable experiment."""
+
+    name: str
+    summary: str
+    config_cls: type
+    run: Callable[[Any, RunContext], SeedResult]
+    targets: tuple[Target, ...] = ()
+    base_config: Callable[[], Any] | None = None  # defaults differing from config_cls()
+    quick: dict[str, Any] = field(default_factory=dict)  # overrides for `reproduce --quick`
+    seeds: int = 1  # seeds `reproduce` runs
+    quick_seeds: int | None = None
+    epochs_of: Callable[[Any], int] = lambda cfg: cfg.train.epochs  # for the progress bar
+    plot: Callable[[list[SeedResult], Any, Path], list[Path]] | None = None
+    classifier: bool = True
+
+    def default_config(self) -> Any:
+        return self.base_config() if self.base_config else self.config_cls()
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    if experiment.name in EXPERIMENTS:
+        raise ValueError(f"experiment {experiment.name!r} registered twice")
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+def get(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        known = ", ".join(sorted(EXPERIMENTS))
+        raise UserInputError(f"unknown experiment {name!r} (known: {known})") from None

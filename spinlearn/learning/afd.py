@@ -1,0 +1,105 @@
+r"""Analog finite differences (AFD): every activation derivative is *measured* on twin devices.
+
+PAPERS.md section 1 (Pereira et al., arXiv:2603.03947). Each neuron device has a twin; the neuron is
+biased at :math:`I`, the twin at :math:`I + \delta I`, and the derivative of the activation is
+
+.. math:: f'(I) \approx \frac{V_2(I + \delta I) - V_1(I) - c(I)}{\delta I}
+
+where :math:`c(I) = V_2(I) - V_1(I)` is the twin mismatch, measured once before training at
+:math:`\delta I = 0` on a grid of currents (the optional calibration) and interpolated linearly.
+The learning rule is ordinary backprop in which every :math:`f'` comes from this measurement,
+never from autograd of a formula:
+:math:`\delta_l = (W_{l+1}^T \delta_{l+1}) \odot f'_{\mathrm{measured}}(I_l)`,
+:math:`\Delta W_l = -\eta\, \delta_l h_{l-1}^T`.
+
+Error budget of one derivative (why ``delta_i_a`` is a trade-off): read noise gives
+:math:`\sqrt{2}\,\sigma_V / \delta I` (dominates for small :math:`\delta I`), truncation gives
+:math:`|f''|\,\delta I / 2` (dominates for large :math:`\delta I`), and without calibration the
+mismatch adds a bias :math:`c(I)/\delta I`. ``spinlearn run afd-gradcheck`` maps both regimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from spinlearn._fields import Validated, param
+from spinlearn.hardware.backend import Backend
+
+
+@dataclass(frozen=True)
+class AFDConfig(Validated):
+    """How the twin derivative is measured."""
+
+    delta_i_a: float = param(2e-6, "finite-difference step dI applied to the twin (A)", gt=0, le=1)
+    calibrate: bool = param(True, "measure the twin mismatch c(I) at dI = 0 before training")
+    calibration_points: int = param(129, "currents on the calibration grid", ge=2, le=100_000)
+    calibration_reads: int = param(16, "reads averaged per calibration point", ge=1, le=10_000)
+    calibration_range: float = param(
+        8.0, "half-width of the calibrated current range, in units of the current scale I_s", gt=0
+    )
+
+
+class TwinCalibration:
+    """The twin mismatch ``c(I) = V_twin(I) - V_neuron(I)`` per device, on a uniform current grid.
+
+    Between grid points ``c`` is interpolated linearly; outside the grid it is held at the edge value.
+    """
+
+    def __init__(self, i_min_a: float, step_a: float, offsets_v: torch.Tensor) -> None:
+        self.i_min_a = i_min_a
+        self.step_a = step_a
+        self.offsets_v = offsets_v  # (points, n)
+
+    @classmethod
+    def measure(cls, backend: Backend, group: str, n: int, config: AFDConfig, dtype, device):
+        """Sweep the grid ``config.calibration_reads`` times on neurons and twins at dI = 0."""
+        params = backend.params
+        half = config.calibration_range * params.current_scale_a
+        points = config.calibration_points
+        grid = torch.linspace(params.i0_a - half, params.i0_a + half, points, dtype=dtype)
+        currents = grid.to(device)[:, None].expand(points, n)
+        currents = currents.repeat(config.calibration_reads, 1)
+        diff = backend.read(group, currents, twin=True) - backend.read(group, currents)
+        offsets = diff.view(config.calibration_reads, points, n).mean(0)
+        return cls(params.i0_a - half, 2 * half / (points - 1), offsets)
+
+    def __call__(self, current_a: torch.Tensor) -> torch.Tensor:
+        """Interpolated mismatch at ``current_a`` (shape ``(..., n)``), in volts."""
+        points = self.offsets_v.shape[0]
+        pos = ((current_a - self.i_min_a) / self.step_a).clamp(0, points - 1)
+        lower = pos.floor().clamp(max=points - 2)
+        frac = pos - lower
+        idx = lower.long().reshape(-1, current_a.shape[-1])
+        below = torch.gather(self.offsets_v, 0, idx).view_as(current_a)
+        above = torch.gather(self.offsets_v, 0, idx + 1).view_as(current_a)
+        return torch.lerp(below, above, frac)
+
+
+def twin_derivative(
+    v_neuron: torch.Tensor,
+    v_twin_shifted: torch.Tensor,
+    delta_i_a: float,
+    mismatch_v: torch.Tensor | float = 0.0,
+) -> torch.Tensor:
+    """f'(I) ~ (V_twin(I + dI) - V_neuron(I) - c(I)) / dI, in ohms (V/A)."""
+    return (v_twin_shifted - v_neuron - mismatch_v) / delta_i_a
+
+
+class MeasuredSlope(torch.autograd.Function):
+    """Identity on the measured output ``y``; its backward multiplies by the measured ``slope``.
+
+    ``forward(z, y, slope)`` returns ``y`` (computed from device reads, not from ``z`` by torch), and
+    ``backward`` gives ``dL/dz = dL/dy * slope``: the only path by which a derivative enters training.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, y: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(slope)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):
+        (slope,) = ctx.saved_tensors
+        return grad_y * slope, None, None

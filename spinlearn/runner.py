@@ -1,0 +1,111 @@
+"""Run an experiment over seeds, aggregate, and write the run directory.
+
+``OUT/config.yaml`` (written first), ``OUT/metrics.jsonl`` (one line per epoch per seed, rewritten
+after every seed), ``OUT/summary.json`` and PNG plots, all written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spinlearn import __version__
+from spinlearn.config import dump_yaml
+from spinlearn.errors import UserInputError
+from spinlearn.experiments.registry import Experiment, RunContext, SeedResult
+from spinlearn.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("--device cuda requested but no CUDA GPU is available")
+    if name not in ("cpu", "cuda"):
+        raise UserInputError(f"--device must be cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def aggregate(results: list[SeedResult]) -> dict[str, float]:
+    """``<metric>_mean`` and ``<metric>_std`` (sample std, 0 for one seed) for every metric."""
+    out: dict[str, float] = {}
+    for name in results[0].metrics:
+        values = [float(r.metrics[name]) for r in results]
+        mean = sum(values) / len(values)
+        var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+        out[f"{name}_mean"] = mean
+        out[f"{name}_std"] = math.sqrt(var)
+    return out
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Any]:
+    """A rich progress bar on a terminal; a no-op when quiet or when stderr is not a TTY."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
+
+
+def run_experiment(
+    experiment: Experiment,
+    config: Any,
+    out_dir: str | Path,
+    seed: int = 0,
+    n_seeds: int = 1,
+    device: str = "cpu",
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run seeds ``seed .. seed + n_seeds - 1``, write the run directory, return the summary."""
+    if n_seeds < 1:
+        raise UserInputError(f"--seeds must be >= 1, got {n_seeds}")
+    torch_device = resolve_device(device)
+    out = Path(out_dir)
+    write_text_atomic(out / "config.yaml", dump_yaml(config))
+    started = time.perf_counter()
+    results: list[SeedResult] = []
+    records: list[dict] = []
+    total = n_seeds * experiment.epochs_of(config)
+    with progress_bar(experiment.name, total, quiet) as advance:
+        for s in range(seed, seed + n_seeds):
+
+            def on_epoch(record: dict, s: int = s) -> None:
+                records.append({"seed": s, **record})
+                advance()
+
+            ctx = RunContext(seed=s, device=torch_device, out_dir=out, on_epoch=on_epoch)
+            results.append(experiment.run(config, ctx))
+            write_jsonl_atomic(out / "metrics.jsonl", records)
+    plots = experiment.plot(results, config, out) if experiment.plot else []
+    summary = {
+        "experiment": experiment.name,
+        "metrics": aggregate(results),
+        "paper": {t.metric: t.value for t in experiment.targets if t.published},
+        "targets": [
+            {"metric": t.metric, "value": t.value, "source": t.source, "published": t.published}
+            for t in experiment.targets
+        ],
+        "seeds": list(range(seed, seed + n_seeds)),
+        "per_seed": {k: [r.metrics[k] for r in results] for k in results[0].metrics},
+        "runtime_s": round(time.perf_counter() - started, 3),
+        "device": torch_device.type,
+        "plots": [p.name for p in plots],
+        "spinlearn_version": __version__,
+    }
+    write_json_atomic(out / "summary.json", summary)
+    return summary

@@ -1,0 +1,104 @@
+"""Supervised training loop shared by classifier experiments (minibatch SGD/Adam, cross-entropy).
+
+The loop is rule-agnostic: with MTJActivation layers the backward pass already carries the twin-
+measured derivatives, so the same loop trains AFD networks and digital baselines alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from spinlearn.config import TrainConfig
+from spinlearn.errors import TrainingDiverged
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+
+def lr_at(epoch: int, cfg: TrainConfig) -> float:
+    """Learning rate for ``epoch`` (0-based): constant, exponential or cosine to ``lr * lr_final``."""
+    if cfg.lr_decay == "none" or cfg.epochs == 1:
+        return cfg.lr
+    t = epoch / (cfg.epochs - 1)
+    if cfg.lr_decay == "exponential":
+        return cfg.lr * cfg.lr_final**t
+    return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> float:
+    """Fraction of ``x`` classified as ``y`` (inference reads neuron devices only)."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start : start + batch_size])
+        correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
+    return correct / max(len(x), 1)
+
+
+def check_finite(model: nn.Module, epoch: int, loss: torch.Tensor) -> None:
+    """Stop with a message naming the epoch and the layer at the first NaN/Inf."""
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"training diverged at epoch {epoch}: loss is {loss.item()}")
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            layer = name.rsplit(".", 1)[0]
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}: non-finite weights in layer {layer} "
+                f"({type(model.get_submodule(layer)).__name__})"
+            )
+
+
+def train_classifier(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    on_epoch: Callable[[dict], None] = lambda record: None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> list[dict]:
+    """Train for ``cfg.epochs``; returns one record per epoch (also passed to ``on_epoch``).
+
+    ``generator`` (on the CPU) shuffles the minibatches.
+    """
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    x_train, y_train = train
+    optimizer = make_optimizer(model, cfg)
+    history = []
+    n = len(x_train)
+    for epoch in range(cfg.epochs):
+        lr = lr_at(epoch, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        order = torch.randperm(n, generator=generator).to(x_train.device)
+        total, seen = torch.zeros((), device=x_train.device), 0
+        for start in range(0, n, cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(idx)
+            seen += len(idx)
+        mean_loss = total / seen
+        check_finite(model, epoch, mean_loss)
+        record = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": float(mean_loss),
+            "test_accuracy": accuracy(model, *test),
+        }
+        history.append(record)
+        on_epoch(record)
+    return history
