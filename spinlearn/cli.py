@@ -52,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _targets_text(exp) -> str:
     return (
-        ", ".join(
-            f"{t.metric} {'paper' if t.published else 'threshold'} {t.value:g}" for t in exp.targets
-        )
+        ", ".join(f"{t.metric} {'paper' if t.published else 'threshold'} {t.value:g}" for t in exp.targets)
         or "no target"
     )
 
@@ -90,9 +88,7 @@ def cmd_run(args) -> int:
     if args.seeds < 1:
         raise UserInputError(f"--seeds must be >= 1, got {args.seeds}")
     tree = config.load_yaml(args.config) if args.config else None
-    cfg = config.build(
-        exp.config_cls, exp.default_config(), tree, config.parse_overrides(args.overrides)
-    )
+    cfg = config.build(exp.config_cls, exp.default_config(), tree, config.parse_overrides(args.overrides))
     out = args.out or f"runs/{exp.name}"
     summary = run_experiment(exp, cfg, out, args.seed, args.seeds, args.device, args.quiet)
     for name, value in summary["metrics"].items():

@@ -24,9 +24,7 @@ from spinlearn.errors import ConfigError
 class DeviceConfig(MTJParams):
     """The neuron devices: nominal MTJ parameters plus the spread of the fabricated population."""
 
-    variability: float = param(
-        0.1, "relative device-to-device spread of R_P, TMR0, I_s, I_0", ge=0, le=1
-    )
+    variability: float = param(0.1, "relative device-to-device spread of R_P, TMR0, I_s, I_0", ge=0, le=1)
     twin_mismatch: float | None = param(
         0.02,
         "relative spread of each twin around its own neuron (adjacent devices); "
@@ -52,12 +50,8 @@ class TrainConfig(Validated):
     optimizer: str = param("sgd", "sgd (with momentum) or adam", choices=("sgd", "adam"))
     momentum: float = param(0.9, "SGD momentum", ge=0, lt=1)
     weight_decay: float = param(0.0, "L2 penalty", ge=0)
-    lr_decay: str = param(
-        "none", "learning-rate schedule", choices=("none", "exponential", "cosine")
-    )
-    lr_final: float = param(
-        0.1, "final learning rate / initial, for decaying schedules", gt=0, le=1
-    )
+    lr_decay: str = param("none", "learning-rate schedule", choices=("none", "exponential", "cosine"))
+    lr_final: float = param(0.1, "final learning rate / initial, for decaying schedules", gt=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -135,15 +129,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where else ""
-        raise ConfigError(
-            f"malformed YAML in {path}{line}: {getattr(exc, 'problem', exc)}"
-        ) from None
+        raise ConfigError(f"malformed YAML in {path}{line}: {getattr(exc, 'problem', exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path} must hold a mapping of sections, got {type(data).__name__}"
-        )
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
     return data
 
 
@@ -176,9 +166,7 @@ def build(
             raise ConfigError(f"unknown config section {section!r} in {dotted!r} (known: {known})")
         keys = [f.name for f in dataclasses.fields(sections[section])]
         if key not in keys:
-            raise ConfigError(
-                f"unknown config key {dotted!r} (keys of {section}: {', '.join(keys)})"
-            )
+            raise ConfigError(f"unknown config key {dotted!r} (keys of {section}: {', '.join(keys)})")
         changes.setdefault(section, {})[key] = value
     new_sections = {}
     for section, values in changes.items():
@@ -195,9 +183,7 @@ def describe(cls: type) -> list[tuple[str, Any, str]]:
     for f in dataclasses.fields(cls):
         section = getattr(cls(), f.name)
         for sf in dataclasses.fields(section):
-            rows.append(
-                (f"{f.name}.{sf.name}", getattr(section, sf.name), sf.metadata.get("doc", ""))
-            )
+            rows.append((f"{f.name}.{sf.name}", getattr(section, sf.name), sf.metadata.get("doc", "")))
     return rows
 
 

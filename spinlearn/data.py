@@ -17,17 +17,13 @@ def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np
     return (x_train - mean) / std, (x_test - mean) / std
 
 
-def iris(
-    seed: int, test_fraction: float = 0.2, device: str | torch.device = "cpu"
-) -> tuple[Split, Split]:
+def iris(seed: int, test_fraction: float = 0.2, device: str | torch.device = "cpu") -> tuple[Split, Split]:
     """Iris (150 samples, 4 features, 3 classes), stratified split drawn per ``seed``.
 
     The default 0.2 holds out 30 samples, as in the paper's 93.3 % = 28/30.
     """
     x, y = load_iris(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_fraction, stratify=y, random_state=seed
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
     x_tr, x_te = standardise(x_tr, x_te)
 
     def tensors(a: np.ndarray, b: np.ndarray) -> Split:

@@ -30,9 +30,7 @@ class Row:
     def cells(self) -> list[str]:
         kind = "paper" if self.target.published else "threshold"
         target = f"{self.target.value:.4g} ({kind})"
-        measured = (
-            "-" if self.mean is None else f"{self.mean:.4f} ± {self.std:.4f} (n={self.seeds})"
-        )
+        measured = "-" if self.mean is None else f"{self.mean:.4f} ± {self.std:.4f} (n={self.seeds})"
         return [self.experiment, self.target.metric, target, measured, self.verdict]
 
 
@@ -51,17 +49,13 @@ def reproduce(
     rows: list[Row] = []
     sections: list[str] = []
     for exp in experiments_with_targets():
-        config = cfgmod.build(
-            exp.config_cls, exp.default_config(), overrides=exp.quick if quick else None
-        )
+        config = cfgmod.build(exp.config_cls, exp.default_config(), overrides=exp.quick if quick else None)
         seeds = (exp.quick_seeds or exp.seeds) if quick else exp.seeds
         summary = run_experiment(exp, config, out / exp.name, 0, seeds, device, quiet)
         metrics = summary["metrics"]
         for target in exp.targets:
             std_name = target.metric.removesuffix("_mean") + "_std"
-            rows.append(
-                Row(exp.name, target, metrics.get(target.metric), metrics.get(std_name, 0.0), seeds)
-            )
+            rows.append(Row(exp.name, target, metrics.get(target.metric), metrics.get(std_name, 0.0), seeds))
         images = "\n".join(f"![{p}]({exp.name}/{p})" for p in summary["plots"])
         sources = "; ".join(t.source for t in exp.targets)
         sections.append(

@@ -57,9 +57,7 @@ class MTJParams(Validated):
     tmr0: float = param(1.2, "zero-bias TMR ratio (R_AP - R_P) / R_P (1.2 = 120 %)", gt=0, le=10)
     v_half_v: float = param(0.5, "bias voltage V_h at which the TMR has halved (V)", gt=0)
     i0_a: float = param(0.0, "centre I_0 of the free-layer response m(I) (A); tunable", ge=-1, le=1)
-    is_a: float = param(
-        100e-6, "width I_s of the free-layer response m(I) (A); tunable", gt=0, le=1
-    )
+    is_a: float = param(100e-6, "width I_s of the free-layer response m(I) (A); tunable", gt=0, le=1)
     read_noise_v: float = param(1e-4, "rms Gaussian noise of one voltage read (V)", ge=0, le=1)
 
     @property
@@ -207,7 +205,5 @@ class MTJ:
         if not self.variability >= 0:
             raise ValueError(f"variability must be >= 0, got {self.variability}")
 
-    def sample(
-        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32
-    ) -> MTJPopulation:
+    def sample(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> MTJPopulation:
         return sample_population(self.params, n, self.variability, generator, dtype)

@@ -20,9 +20,7 @@ class MLPConfig(Validated):
     """A fully connected network."""
 
     hidden: tuple[int, ...] = param((16,), "widths of the hidden layers", ge=1, le=100_000)
-    activation: str = param(
-        "mtj", "mtj (devices, AFD) or tanh (digital baseline)", choices=("mtj", "tanh")
-    )
+    activation: str = param("mtj", "mtj (devices, AFD) or tanh (digital baseline)", choices=("mtj", "tanh"))
 
 
 def make_backend(device_cfg: DeviceConfig, ctx: RunContext, dtype=torch.float32) -> Backend:

@@ -73,9 +73,7 @@ def _cosine(cfg: GradcheckConfig, device_cfg, delta_i: float, ctx: RunContext, b
     sizes = [4, *cfg.sweep.hidden, 3]
     run_ctx = RunContext(ctx.seed, ctx.device, ctx.out_dir)  # fresh generators: same devices per dI
     backend = make_backend(device_cfg, run_ctx, DTYPE)
-    assert isinstance(
-        backend, SimulatedBackend
-    )  # the exact reference needs the simulated instances
+    assert isinstance(backend, SimulatedBackend)  # the exact reference needs the simulated instances
     afd_cfg = dataclasses.replace(cfg.afd, delta_i_a=delta_i)
 
     def afd_act(width: int, k: int) -> nn.Module:
@@ -98,9 +96,7 @@ def run(cfg: GradcheckConfig, ctx: RunContext) -> SeedResult:
     (x, y), _ = data.iris(ctx.seed, cfg.data.test_fraction, ctx.device)
     batch = (x.to(DTYPE), y)
     cases = {
-        "ideal": dataclasses.replace(
-            cfg.device, variability=0.0, read_noise_v=0.0, twin_mismatch=0.0
-        ),
+        "ideal": dataclasses.replace(cfg.device, variability=0.0, read_noise_v=0.0, twin_mismatch=0.0),
         "device": cfg.device,
         "independent": dataclasses.replace(cfg.device, twin_mismatch=None),
     }

@@ -56,9 +56,7 @@ def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
 def plot(results: list[SeedResult], cfg: IrisConfig, out: Path) -> list[Path]:
     paths = [plots.learning_curves([r.history for r in results], out / "learning_curves.png")]
     if results[0].artifacts.get("devices"):
-        paths.append(
-            plots.device_curves(results[0].artifacts["devices"], out / "device_curves.png")
-        )
+        paths.append(plots.device_curves(results[0].artifacts["devices"], out / "device_curves.png"))
     return paths
 
 
@@ -85,9 +83,7 @@ register(
         config_cls=IrisConfig,
         base_config=lambda: dataclasses.replace(
             _config(hidden=(16, 16)),
-            train=TrainConfig(
-                epochs=60, lr=0.05, batch_size=8, lr_decay="exponential", lr_final=0.1
-            ),
+            train=TrainConfig(epochs=60, lr=0.05, batch_size=8, lr_decay="exponential", lr_final=0.1),
         ),
         run=run,
         plot=plot,

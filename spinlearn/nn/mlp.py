@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -28,7 +29,7 @@ def mlp(
     if len(sizes) < 2 or any(s < 1 for s in sizes):
         raise ValueError(f"layer sizes must be >= 1 and at least two, got {list(sizes)}")
     layers: list[nn.Module] = []
-    for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for k, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(init_linear(nn.Linear(fan_in, fan_out), generator))
         if k < len(sizes) - 2:
             layers.append(activation(fan_out, k))
