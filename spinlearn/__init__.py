@@ -2,6 +2,8 @@
 
 Public API::
 
+    import torch
+
     from spinlearn import devices, hardware, nn, learning
     neuron = devices.MTJ(devices.MTJParams(tmr0=1.2), variability=0.1)
     backend = hardware.SimulatedBackend(neuron, torch.Generator().manual_seed(0))

@@ -1,4 +1,4 @@
-"""The ``spinlearn`` command line. Exit codes: 0 success, 2 bad input, 1 anything else."""
+"""The ``spinlearn`` command line. Exit codes: 0 success, 2 bad input, 130 interrupted, 1 anything else."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     rep = sub.add_parser("reproduce", help="run every experiment with a target; table + report.md")
-    rep.add_argument("--quick", action="store_true", help="fewer epochs and seeds (minutes)")
+    rep.add_argument(
+        "--quick", action="store_true", help="fewer seeds and sweep points, labelled quick (about a minute)"
+    )
     rep.add_argument("--out", default="runs/reproduce", help="output directory")
     rep.add_argument("--device", default="cpu", help="cpu or cuda")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")

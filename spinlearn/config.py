@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from spinlearn._fields import Validated, param
-from spinlearn.devices.mtj import MTJ, MTJParams
+from spinlearn.devices.mtj import DEFAULT_TWIN_MISMATCH, MTJ, MTJParams
 from spinlearn.errors import ConfigError
 
 
@@ -26,7 +26,7 @@ class DeviceConfig(MTJParams):
 
     variability: float = param(0.1, "relative device-to-device spread of R_P, TMR0, I_s, I_0", ge=0, le=1)
     twin_mismatch: float | None = param(
-        0.02,
+        DEFAULT_TWIN_MISMATCH,
         "relative spread of each twin around its own neuron (adjacent devices); "
         "null draws twins independently with spread `variability`",
         ge=0,
@@ -178,7 +178,7 @@ def build(
 
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:
-    """``(dotted key, default, doc)`` for every key of a config class (for ``spinlearn list -v``)."""
+    """``(dotted key, default, doc)`` for every key of a config class (for ``spinlearn show``)."""
     rows = []
     for f in dataclasses.fields(cls):
         section = getattr(cls(), f.name)

@@ -85,14 +85,17 @@ def train_classifier(
         total, seen = torch.zeros((), device=x_train.device), 0
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            try:
+                loss = loss_fn(model(x_train[idx]), y_train[idx])
+            except TrainingDiverged as exc:
+                raise TrainingDiverged(f"training diverged at epoch {epoch + 1}: {exc}") from None
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach() * len(idx)
             seen += len(idx)
         mean_loss = total / seen
-        check_finite(model, epoch, mean_loss)
+        check_finite(model, epoch + 1, mean_loss)
         record = {
             "epoch": epoch + 1,
             "lr": lr,

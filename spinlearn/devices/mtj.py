@@ -45,7 +45,10 @@ import torch
 
 from spinlearn._fields import Validated, param
 
-NEWTON_STEPS = 8
+#: Relative spread of a twin around its own neuron. [I] Twins are fabricated side by side, so they
+#: are better matched than devices across a chip (Pelgrom); the paper requires "nominally identical".
+DEFAULT_TWIN_MISMATCH = 0.02
+NEWTON_STEPS = 5  # quadratic convergence: 1e-16 V relative residual up to |I| = 20 I_s
 MIN_FACTOR = 0.05
 
 

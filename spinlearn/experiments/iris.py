@@ -74,6 +74,7 @@ register(
         plot=plot,
         targets=(Target("test_accuracy_mean", 0.933, PAPER),),
         seeds=10,
+        quick_seeds=5,
     )
 )
 register(
@@ -89,6 +90,7 @@ register(
         plot=plot,
         targets=(Target("test_accuracy_mean", 0.933, PAPER + "; the paper's 2-layer run"),),
         seeds=10,
+        quick_seeds=5,
     )
 )
 register(
@@ -100,5 +102,6 @@ register(
         run=run,
         plot=plot,
         seeds=10,
+        quick_seeds=5,
     )
 )

@@ -13,10 +13,10 @@ from spinlearn.devices.mtj import MTJ, MTJPopulation
 class SimulatedBackend:
     """Neuron/twin MTJ pairs simulated with device-to-device variability and read noise.
 
-    Each twin is a separately sampled instance. With ``twin_mismatch=None`` (the default) it is drawn
-    independently from the same fabricated distribution as the neurons (spread ``variability``);
-    with a number, it is drawn around its own neuron with that relative spread, which models twins
-    fabricated side by side (better matched than devices across a chip).
+    Each twin is a separately sampled instance. With a number ``twin_mismatch`` (default
+    ``DEFAULT_TWIN_MISMATCH``) it is drawn around its own neuron with that relative spread, which
+    models twins fabricated side by side; with ``None`` it is drawn independently from the same
+    distribution as the neurons (spread ``variability``).
 
     Every random draw (populations and read noise) comes from ``generator``.
     """
@@ -26,7 +26,7 @@ class SimulatedBackend:
         device: MTJ,
         generator: torch.Generator,
         *,
-        twin_mismatch: float | None = None,
+        twin_mismatch: float | None = mtj.DEFAULT_TWIN_MISMATCH,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         if twin_mismatch is not None and twin_mismatch < 0:

@@ -44,7 +44,10 @@ class AFDConfig(Validated):
 class TwinCalibration:
     """The twin mismatch ``c(I) = V_twin(I) - V_neuron(I)`` per device, on a uniform current grid.
 
-    Between grid points ``c`` is interpolated linearly; outside the grid it is held at the edge value.
+    Between grid points ``c`` is interpolated linearly; outside the grid it is extrapolated linearly
+    from the edge segment, because far from I_0 both devices are nearly ohmic (V ~ I R_P), so the
+    mismatch grows linearly with I (holding the edge value would leave a bias c(I)/dI that grows
+    without bound and can make training diverge).
     """
 
     def __init__(self, i_min_a: float, step_a: float, offsets_v: torch.Tensor) -> None:
@@ -68,8 +71,8 @@ class TwinCalibration:
     def __call__(self, current_a: torch.Tensor) -> torch.Tensor:
         """Interpolated mismatch at ``current_a`` (shape ``(..., n)``), in volts."""
         points = self.offsets_v.shape[0]
-        pos = ((current_a - self.i_min_a) / self.step_a).clamp(0, points - 1)
-        lower = pos.floor().clamp(max=points - 2)
+        pos = (current_a - self.i_min_a) / self.step_a
+        lower = pos.floor().clamp(0, points - 2)
         frac = pos - lower
         idx = lower.long().reshape(-1, current_a.shape[-1])
         below = torch.gather(self.offsets_v, 0, idx).view_as(current_a)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spinlearn.errors import TrainingDiverged
 from spinlearn.hardware.backend import Backend
 from spinlearn.learning.afd import AFDConfig, MeasuredSlope, TwinCalibration, twin_derivative
 
@@ -48,6 +49,8 @@ class MTJActivation(nn.Module):
         current = z.detach() * self.i_scale_a
         if not (torch.is_grad_enabled() and z.requires_grad):
             return self.backend.read(self.group, current) / self.v_scale_v
+        if not torch.isfinite(current).all():
+            raise TrainingDiverged(f"non-finite input current to MTJ layer {self.group!r}")
         v, v_twin = self.backend.read_pair(self.group, current, self.afd.delta_i_a)
         mismatch = self.calibration(current) if self.calibration is not None else 0.0
         slope = twin_derivative(v, v_twin, self.afd.delta_i_a, mismatch)

@@ -1,0 +1,129 @@
+"""The command line, through a subprocess, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+QUICK = ["--set", "train.epochs=3", "--quiet"]
+
+
+def spinlearn(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "spinlearn", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_list_names_every_experiment_with_its_target():
+    out = spinlearn("list")
+    assert out.returncode == 0
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()}
+    assert {"iris-afd", "iris-afd-2h", "iris-tanh", "afd-gradcheck"} <= set(lines)
+    assert "paper 0.933" in lines["iris-afd"]
+
+
+def test_show_prints_keys_with_docs():
+    out = spinlearn("show", "iris-afd")
+    assert out.returncode == 0
+    assert "afd.delta_i_a = 2e-06  # finite-difference step" in out.stdout
+
+
+def test_run_writes_every_output(tmp_path):
+    out = spinlearn("run", "iris-afd", "--seeds", "2", "--seed", "3", "--out", str(tmp_path), *QUICK)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["experiment"] == "iris-afd"
+    assert summary["seeds"] == [3, 4]
+    assert summary["device"] == "cpu"
+    assert summary["paper"] == {"test_accuracy_mean": 0.933}
+    for key in ("test_accuracy_mean", "test_accuracy_std", "device_measurements_mean"):
+        assert isinstance(summary["metrics"][key], float)
+    assert 0 <= summary["metrics"]["test_accuracy_mean"] <= 1
+    assert summary["spinlearn_version"] and summary["runtime_s"] > 0
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["seed"], r["epoch"]) for r in records] == [(s, e) for s in (3, 4) for e in (1, 2, 3)]
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["epochs"] == 3
+    for png in ("learning_curves.png", "device_curves.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_same_seed_gives_the_same_summary(tmp_path):
+    metrics = []
+    for k in range(2):
+        out = spinlearn("run", "iris-afd", "--seed", "7", "--out", str(tmp_path / str(k)), *QUICK)
+        assert out.returncode == 0, out.stderr
+        metrics.append(json.loads((tmp_path / str(k) / "summary.json").read_text())["metrics"])
+    assert metrics[0] == metrics[1]
+
+
+def test_different_seeds_draw_different_devices(tmp_path):
+    runs = []
+    for seed in ("1", "2"):
+        out = spinlearn("run", "iris-afd", "--seed", seed, "--out", str(tmp_path / seed), *QUICK)
+        assert out.returncode == 0, out.stderr
+        runs.append((tmp_path / seed / "metrics.jsonl").read_text())
+    assert runs[0] != runs[1]
+
+
+def test_config_file_is_applied(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  epochs: 2\nmodel:\n  hidden: [4]\n")
+    out = spinlearn("run", "iris-tanh", "--config", str(cfg), "--out", str(tmp_path / "o"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert len((tmp_path / "o" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "nope"], "unknown experiment 'nope'"),
+        (["run", "iris-afd", "--set", "train.nope=1"], "unknown config key 'train.nope'"),
+        (["run", "iris-afd", "--set", "afd.delta_i_a=0"], "afd.delta_i_a = 0.0: must be > 0"),
+        (["run", "iris-afd", "--set", "afd.delta_i_a=-1e-6"], "afd.delta_i_a = -1e-06: must be > 0"),
+        (["run", "iris-afd", "--set", "device.variability=-0.1"], "device.variability = -0.1"),
+        (["run", "iris-afd", "--set", "train.lr=abc"], "train.lr = 'abc': expected a number"),
+        (["run", "iris-afd", "--config", "{bad}"], "malformed YAML"),
+        (["run", "iris-afd", "--seeds", "0"], "--seeds must be >= 1"),
+        (["run", "iris-afd", "--seeds", "two"], "invalid int value"),
+        (["run", "iris-afd", "--device", "tpu"], "--device must be cpu or cuda"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    if "{bad}" in args:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("train: {epochs: [1,\n")
+        args = [str(bad) if a == "{bad}" else a for a in args]
+    out = spinlearn(*args, "--out", str(tmp_path / "o")) if args[0] == "run" else spinlearn(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert message in lines[0]
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "o" / "summary.json").exists()
+
+
+def test_cuda_request_without_gpu_is_bad_input(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    out = spinlearn("run", "iris-afd", "--device", "cuda", "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.strip() == "spinlearn: error: --device cuda requested but no CUDA GPU is available"
+
+
+def test_reproduce_quick_writes_the_report(tmp_path):
+    out = spinlearn("reproduce", "--quick", "--quiet", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    report = (tmp_path / "report.md").read_text()
+    assert "| experiment | metric | paper | measured | verdict |" in report
+    assert "quick" in report
+    for name in ("iris-afd", "iris-afd-2h", "afd-gradcheck"):
+        assert f"| {name} |" in report
+        assert (tmp_path / name / "summary.json").exists()
+    assert "![learning_curves.png](iris-afd/learning_curves.png)" in report
+    assert "iris-afd" in out.stdout
