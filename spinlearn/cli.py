@@ -94,6 +94,8 @@ def cmd_run(args) -> int:
     out = args.out or f"runs/{exp.name}"
     summary = run_experiment(exp, cfg, out, args.seed, args.seeds, args.device, args.quiet)
     for name, value in summary["metrics"].items():
+        if name + "_mean" in summary["metrics"]:
+            continue  # printed as <name>_mean
         print(f"{name:<36} {value:.6g}")
     print(f"wrote {out}/summary.json ({summary['runtime_s']:.1f} s)")
     return 0

@@ -32,12 +32,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def aggregate(results: list[SeedResult]) -> dict[str, float]:
-    """``<metric>_mean`` and ``<metric>_std`` (sample std, 0 for one seed) for every metric."""
+    """For every metric: ``<metric>`` and ``<metric>_mean`` (mean over seeds) and ``<metric>_std``
+    (sample std, 0 for one seed). The plain name lets single-run figures such as ``cosine_best`` be
+    read under the name their experiment gives them."""
     out: dict[str, float] = {}
     for name in results[0].metrics:
         values = [float(r.metrics[name]) for r in results]
         mean = sum(values) / len(values)
         var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+        out[name] = mean
         out[f"{name}_mean"] = mean
         out[f"{name}_std"] = math.sqrt(var)
     return out

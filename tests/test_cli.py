@@ -41,6 +41,7 @@ def test_run_writes_every_output(tmp_path):
     for key in ("test_accuracy_mean", "test_accuracy_std", "device_measurements_mean"):
         assert isinstance(summary["metrics"][key], float)
     assert 0 <= summary["metrics"]["test_accuracy_mean"] <= 1
+    assert summary["metrics"]["test_accuracy"] == summary["metrics"]["test_accuracy_mean"]
     assert summary["spinlearn_version"] and summary["runtime_s"] > 0
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(r["seed"], r["epoch"]) for r in records] == [(s, e) for s in (3, 4) for e in (1, 2, 3)]
@@ -126,4 +127,6 @@ def test_reproduce_quick_writes_the_report(tmp_path):
         assert f"| {name} |" in report
         assert (tmp_path / name / "summary.json").exists()
     assert "![learning_curves.png](iris-afd/learning_curves.png)" in report
+    assert "not measured" not in report
+    assert report.count("reproduced") + report.count("meets threshold") + report.count("below target") == 3
     assert "iris-afd" in out.stdout
