@@ -35,6 +35,7 @@ def learning_curves(histories: list[list[dict]], path: Path, title: str = "") ->
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+    fig.subplots_adjust(wspace=0.3)
     fig.suptitle(title or f"learning curves ({len(histories)} seed(s), mean ± std)")
     return _save(fig, path)
 

@@ -90,6 +90,7 @@ def test_config_file_is_applied(tmp_path):
         (["run", "iris-afd", "--seeds", "0"], "--seeds must be >= 1"),
         (["run", "iris-afd", "--seeds", "two"], "invalid int value"),
         (["run", "iris-afd", "--device", "tpu"], "--device must be cpu or cuda"),
+        (["run", "iris-afd", "--set", "data.dir=/tmp"], "data.dir is not used by the Iris experiments"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from spinlearn import data, plots
 from spinlearn.config import ExperimentConfig, TrainConfig
+from spinlearn.errors import ConfigError
 from spinlearn.experiments.common import MLPConfig, make_backend, mtj_mlp, sweep_devices
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
 from spinlearn.learning.afd import AFDConfig
@@ -36,6 +37,8 @@ class IrisConfig(ExperimentConfig):
 
 
 def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
+    if cfg.data.dir is not None:
+        raise ConfigError("data.dir is not used by the Iris experiments (Iris ships with scikit-learn)")
     train, test = data.iris(ctx.seed, cfg.data.test_fraction, ctx.device)
     mtj = cfg.model.activation == "mtj"
     backend = make_backend(cfg.device, ctx) if mtj else None
