@@ -25,10 +25,11 @@ def param(
     le: float | None = None,
     lt: float | None = None,
     choices: tuple | None = None,
+    min_len: int | None = None,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field with documentation and bounds (``gt``/``ge``/``le``/``lt``, ``choices``)."""
-    meta = {"doc": doc, "gt": gt, "ge": ge, "le": le, "lt": lt, "choices": choices}
+    meta = {"doc": doc, "gt": gt, "ge": ge, "le": le, "lt": lt, "choices": choices, "min_len": min_len}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -55,6 +56,11 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{name} = {value!r}: expected true or false")
+    if annotation in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads 2e-6 (no dot) as a string
+            value = float(value)
+        except ValueError:
+            pass
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{name} = {value!r}: expected an integer")
@@ -104,6 +110,8 @@ def check_bounds(f: dataclasses.Field, value: Any) -> None:
     if meta.get("choices") is not None and value not in meta["choices"]:
         allowed = ", ".join(map(str, meta["choices"]))
         raise ConfigError(f"{f.name} = {value!r}: must be one of {allowed}")
+    if meta.get("min_len") is not None and len(value) < meta["min_len"]:
+        raise ConfigError(f"{f.name} = {list(value)}: needs at least {meta['min_len']} item(s)")
     values = value if isinstance(value, tuple) else (value,)
     for v in values:
         if not isinstance(v, int | float) or isinstance(v, bool):

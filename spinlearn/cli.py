@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("reproduce", help="run every experiment with a target; table + report.md")
     rep.add_argument(
-        "--quick", action="store_true", help="fewer seeds and sweep points, labelled quick (about a minute)"
+        "--quick",
+        action="store_true",
+        help="subsets, fewer epochs, seeds and sweep points; labelled quick (minutes)",
     )
     rep.add_argument("--out", default="runs/reproduce", help="output directory")
     rep.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -87,8 +89,6 @@ def cmd_run(args) -> int:
     from spinlearn.runner import run_experiment
 
     exp = get(args.name)
-    if args.seeds < 1:
-        raise UserInputError(f"--seeds must be >= 1, got {args.seeds}")
     tree = config.load_yaml(args.config) if args.config else None
     cfg = config.build(exp.config_cls, exp.default_config(), tree, config.parse_overrides(args.overrides))
     out = args.out or f"runs/{exp.name}"

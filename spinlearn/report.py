@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spinlearn import config as cfgmod
+from spinlearn.errors import TrainingDiverged
 from spinlearn.experiments.registry import EXPERIMENTS, Experiment, Target
 from spinlearn.io import write_text_atomic
 from spinlearn.runner import run_experiment
@@ -18,9 +19,12 @@ class Row:
     mean: float | None
     std: float | None
     seeds: int
+    failed: str | None = None
 
     @property
     def verdict(self) -> str:
+        if self.failed:
+            return "failed"
         if self.mean is None:
             return "not measured"
         if self.target.met_by(self.mean):
@@ -51,7 +55,12 @@ def reproduce(
     for exp in experiments_with_targets():
         config = cfgmod.build(exp.config_cls, exp.default_config(), overrides=exp.quick if quick else None)
         seeds = (exp.quick_seeds or exp.seeds) if quick else exp.seeds
-        summary = run_experiment(exp, config, out / exp.name, 0, seeds, device, quiet)
+        try:
+            summary = run_experiment(exp, config, out / exp.name, 0, seeds, device, quiet)
+        except TrainingDiverged as exc:  # one failed experiment must not cost the whole report
+            rows += [Row(exp.name, t, None, None, seeds, failed=str(exc)) for t in exp.targets]
+            sections.append(f"### {exp.name}\n\nFailed: {exc}\n")
+            continue
         metrics = summary["metrics"]
         for target in exp.targets:
             std_name = target.metric.removesuffix("_mean") + "_std"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +22,21 @@ from spinlearn.config import dump_yaml
 from spinlearn.errors import UserInputError
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult
 from spinlearn.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+
+MAX_SEED = 2**32 - 1  # what scikit-learn's random_state accepts
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Create ``out`` and drop a previous run's summary and metrics, so a failed re-run cannot leave
+    them beside a new config."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("summary.json", "metrics.jsonl"):
+            (out / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"cannot use output directory {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK):
+        raise UserInputError(f"cannot use output directory {out}: not writable")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,8 +93,11 @@ def run_experiment(
     """Run seeds ``seed .. seed + n_seeds - 1``, write the run directory, return the summary."""
     if n_seeds < 1:
         raise UserInputError(f"--seeds must be >= 1, got {n_seeds}")
+    if seed < 0 or seed + n_seeds - 1 > MAX_SEED:
+        raise UserInputError(f"seeds must lie in 0..{MAX_SEED}, got {seed}..{seed + n_seeds - 1}")
     torch_device = resolve_device(device)
     out = Path(out_dir)
+    prepare_out_dir(out)
     write_text_atomic(out / "config.yaml", dump_yaml(config))
     started = time.perf_counter()
     results: list[SeedResult] = []

@@ -65,11 +65,13 @@ def train_classifier(
     cfg: TrainConfig,
     generator: torch.Generator,
     on_epoch: Callable[[dict], None] = lambda record: None,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    soft_targets: torch.Tensor | None = None,
 ) -> list[dict]:
     """Train for ``cfg.epochs``; returns one record per epoch (also passed to ``on_epoch``).
 
-    ``generator`` (on the CPU) shuffles the minibatches.
+    ``generator`` (on the CPU) shuffles the minibatches. With ``soft_targets`` (one row per training
+    sample, e.g. a teacher's logits) the loss is ``loss_fn(logits, labels, soft_targets)``.
     """
     loss_fn = loss_fn or nn.functional.cross_entropy
     x_train, y_train = train
@@ -86,7 +88,8 @@ def train_classifier(
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
             try:
-                loss = loss_fn(model(x_train[idx]), y_train[idx])
+                extra = () if soft_targets is None else (soft_targets[idx],)
+                loss = loss_fn(model(x_train[idx]), y_train[idx], *extra)
             except TrainingDiverged as exc:
                 raise TrainingDiverged(f"training diverged at epoch {epoch + 1}: {exc}") from None
             optimizer.zero_grad(set_to_none=True)

@@ -123,3 +123,36 @@ def test_gradcheck_experiment_meets_the_threshold_and_shows_both_regimes(tmp_pat
     assert device[-1] < 0.99  # largest dI: truncation error
     ideal = [r["cosine_ideal"] for r in result.history]
     assert ideal[0] > 1 - 1e-10
+
+
+def test_calibrated_slopes_stay_unbiased_far_outside_the_usual_range():
+    be = backend(variability=0.1, noise=1e-4, twin_mismatch=0.02, seed=0)
+    layer = MTJActivation(64, be, "h", AFDConfig(), F64)
+    for value in (-40.0, -20.0, 0.0, 12.0, 40.0):
+        z = torch.full((200, 64), value, dtype=F64)
+        measured = input_grads(layer, z, torch.ones_like(z)).mean(0)
+        exact = formula_grads(be, "h", z[:1], torch.ones_like(z[:1]))[0]
+        bias = ((measured - exact) / exact).abs()
+        assert bias.median() < 0.06, value
+        assert (measured * exact > 0).all(), value
+
+
+def test_mixed_precision_layer_and_backend_work_together():
+    be = backend(seed=1)  # float64 devices
+    layer = MTJActivation(8, be, "h", AFDConfig())  # float32 calibration grid
+    z = torch.randn(4, 8, requires_grad=True)
+    layer(z).sum().backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_a_step_below_the_current_resolution_is_refused():
+    import re
+
+    import pytest
+
+    from spinlearn.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=re.escape("afd.delta_i_a = 1e-15: below the torch.float32 resolution")
+    ):
+        MTJActivation(4, backend(), "h", AFDConfig(delta_i_a=1e-15), torch.float32)

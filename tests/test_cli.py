@@ -51,13 +51,22 @@ def test_run_writes_every_output(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
-def test_same_seed_gives_the_same_summary(tmp_path):
-    metrics = []
+def test_same_seed_gives_the_same_summary_and_losses(tmp_path):
+    runs = []
     for k in range(2):
         out = spinlearn("run", "iris-afd", "--seed", "7", "--out", str(tmp_path / str(k)), *QUICK)
         assert out.returncode == 0, out.stderr
-        metrics.append(json.loads((tmp_path / str(k) / "summary.json").read_text())["metrics"])
-    assert metrics[0] == metrics[1]
+        summary = json.loads((tmp_path / str(k) / "summary.json").read_text())
+        runs.append((summary["metrics"], (tmp_path / str(k) / "metrics.jsonl").read_text()))
+    assert runs[0] == runs[1]  # metrics.jsonl carries the float training losses
+
+
+def test_a_failed_rerun_leaves_no_stale_summary(tmp_path):
+    assert spinlearn("run", "iris-tanh", "--out", str(tmp_path), *QUICK).returncode == 0
+    assert (tmp_path / "summary.json").exists()
+    out = spinlearn("run", "iris-tanh", "--out", str(tmp_path), "--set", "data.test_fraction=0.99", "--quiet")
+    assert out.returncode == 2
+    assert not (tmp_path / "summary.json").exists()
 
 
 def test_different_seeds_draw_different_devices(tmp_path):
@@ -91,21 +100,31 @@ def test_config_file_is_applied(tmp_path):
         (["run", "iris-afd", "--seeds", "two"], "invalid int value"),
         (["run", "iris-afd", "--device", "tpu"], "--device must be cpu or cuda"),
         (["run", "iris-afd", "--set", "data.dir=/tmp"], "data.dir is not used by the Iris experiments"),
+        (["run", "iris-afd", "--set", "data.test_fraction=0.99"], "data.test_fraction = 0.99"),
+        (["run", "iris-afd", "--seed", "-1"], "seeds must lie in 0..4294967295"),
+        (["run", "iris-afd", "--seed", "99999999999999999999"], "seeds must lie in"),
+        (["run", "iris-afd", "--out", "{file}"], "cannot use output directory"),
         (["frobnicate"], "invalid choice"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    if "{file}" in args:
+        (tmp_path / "plain").write_text("x")
+        args = [str(tmp_path / "plain") if a == "{file}" else a for a in args]
     if "{bad}" in args:
         bad = tmp_path / "bad.yaml"
         bad.write_text("train: {epochs: [1,\n")
         args = [str(bad) if a == "{bad}" else a for a in args]
-    out = spinlearn(*args, "--out", str(tmp_path / "o")) if args[0] == "run" else spinlearn(*args)
+    out = (
+        spinlearn(*args, "--out", str(tmp_path / "o"))
+        if args[0] == "run" and "--out" not in args
+        else spinlearn(*args)
+    )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert message in lines[0]
     assert "Traceback" not in out.stderr
-    assert not (tmp_path / "o" / "summary.json").exists()
 
 
 def test_cuda_request_without_gpu_is_bad_input(tmp_path):

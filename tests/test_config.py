@@ -1,5 +1,7 @@
 """Configuration: overrides, YAML files, validation messages."""
 
+import re
+
 import pytest
 
 from spinlearn import config
@@ -38,11 +40,29 @@ def test_null_twin_mismatch_means_independent_twins():
         ("model.hidden=[0]", "model.hidden = (0,): must be >= 1"),
         ("train.lr", "--set expects dotted.key=value"),
         ("train.lr=[1,", "cannot parse value"),
+        ("model.hidden=[]", "model.hidden = []: needs at least 1 item"),
+        ("device.v_half_v=1e-300", "device.v_half_v = 1e-300: must be >= 0.001"),
+        ("device.r_p_ohm=1e300", "device.r_p_ohm = 1e+300: must be >= 1 and <= 1e+09"),
+        ("train.weight_decay=1e300", "must be >= 0 and <= 1"),
     ],
 )
 def test_bad_values_name_the_key_and_the_problem(item, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         build(item)
+
+
+def test_yaml_file_accepts_scientific_notation_without_a_dot(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("afd:\n  delta_i_a: 2e-6\nmodel:\n  hidden: [1e1]\n")
+    cfg = config.build(IrisConfig, tree=config.load_yaml(path))
+    assert cfg.afd.delta_i_a == 2e-6 and cfg.model.hidden == (10,)
+
+
+def test_non_utf8_config_file_is_a_config_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"train:\n  lr: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        config.load_yaml(path)
 
 
 def test_yaml_file_then_overrides(tmp_path):

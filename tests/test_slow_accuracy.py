@@ -41,3 +41,15 @@ def test_afd_matches_the_tanh_baseline_on_iris(tmp_path):
     afd = run(tmp_path / "afd", "iris-afd", "--seeds", "10")["metrics"]["test_accuracy_mean"]
     tanh = run(tmp_path / "tanh", "iris-tanh", "--seeds", "10")["metrics"]["test_accuracy_mean"]
     assert afd >= tanh - 0.02
+
+
+def test_mnist_afd_reaches_the_paper_and_matches_tanh(tmp_path):
+    metrics = run(tmp_path, "mnist-afd")["metrics"]
+    assert metrics["test_accuracy_mean"] >= 0.979
+    assert abs(metrics["test_accuracy_mean"] - metrics["tanh_test_accuracy_mean"]) <= 0.005
+
+
+def test_mnist_kd_student_reaches_the_paper_and_beats_no_kd(tmp_path):
+    metrics = run(tmp_path, "mnist-kd")["metrics"]
+    assert metrics["test_accuracy_mean"] >= 0.972
+    assert metrics["test_accuracy_mean"] > metrics["student_no_kd_accuracy_mean"]

@@ -13,7 +13,9 @@ physics, since the paper's full device model is not public):
   .. math:: \mathrm{TMR}(V) = \frac{\mathrm{TMR}_0}{1 + V^2 / V_h^2}, \qquad
             \mathrm{TMR}_0 = \frac{R_{AP} - R_P}{R_P}
 
-* Resistance as a function of the angle between free and reference layer:
+* Resistance as a function of the angle between free and reference layer (linear in
+  :math:`\cos\theta` in resistance; Slonczewski's form is linear in conductance, a simplification
+  that keeps both limits R_P and R_AP exact):
 
   .. math:: R(\theta, V) = R_P + R_P\,\mathrm{TMR}(V)\,\frac{1 - \cos\theta}{2}
 
@@ -48,7 +50,8 @@ from spinlearn._fields import Validated, param
 #: Relative spread of a twin around its own neuron. [I] Twins are fabricated side by side, so they
 #: are better matched than devices across a chip (Pelgrom); the paper requires "nominally identical".
 DEFAULT_TWIN_MISMATCH = 0.02
-NEWTON_STEPS = 5  # quadratic convergence: 1e-16 V relative residual up to |I| = 20 I_s
+NEWTON_STEPS = 5  # quadratic convergence: ~1e-16 relative residual up to |I| = 20 I_s at default TMR
+NEWTON_STEPS_FLOAT32 = 4  # residual 3e-11 V up to |I| = 20 I_s, below float32 resolution
 MIN_FACTOR = 0.05
 
 
@@ -56,11 +59,13 @@ MIN_FACTOR = 0.05
 class MTJParams(Validated):
     """Nominal parameters of one MTJ neuron (SI units)."""
 
-    r_p_ohm: float = param(1000.0, "parallel-state resistance R_P (ohm)", gt=0)
+    r_p_ohm: float = param(1000.0, "parallel-state resistance R_P (ohm)", ge=1, le=1e9)
     tmr0: float = param(1.2, "zero-bias TMR ratio (R_AP - R_P) / R_P (1.2 = 120 %)", gt=0, le=10)
-    v_half_v: float = param(0.5, "bias voltage V_h at which the TMR has halved (V)", gt=0)
+    v_half_v: float = param(
+        0.5, "bias voltage V_h at which the TMR has halved (V); huge: no bias dependence", ge=1e-3, le=1e9
+    )
     i0_a: float = param(0.0, "centre I_0 of the free-layer response m(I) (A); tunable", ge=-1, le=1)
-    is_a: float = param(100e-6, "width I_s of the free-layer response m(I) (A); tunable", gt=0, le=1)
+    is_a: float = param(100e-6, "width I_s of the free-layer response m(I) (A); tunable", ge=1e-9, le=1)
     read_noise_v: float = param(1e-4, "rms Gaussian noise of one voltage read (V)", ge=0, le=1)
 
     @property
@@ -164,19 +169,22 @@ def resistance(m: torch.Tensor, voltage_v: torch.Tensor, pop: MTJPopulation) -> 
 def voltage(current_a: torch.Tensor, pop: MTJPopulation) -> torch.Tensor:
     """Noise-free output voltage V(I) solving V = I R(m(I), V) (volts).
 
-    ``current_a`` has shape ``(..., n)``; the last dimension runs over the population.
+    ``current_a`` has shape ``(..., n)``; the last dimension runs over the population. Newton runs on
+    ``u = V / V_h``: ``u = A + B / (1 + u^2)`` with ``A = I R_P / V_h``, ``B = A TMR0 (1 - m) / 2``.
     """
     m = free_layer_response(current_a, pop)
-    a = current_a * pop.r_p_ohm
-    b = a * pop.tmr0 * 0.5 * (1.0 - m)
-    inv_vh2 = 1.0 / pop.v_half_v**2
-    v = a + b
-    for _ in range(NEWTON_STEPS):
-        q = 1.0 + v * v * inv_vh2
-        g = v - a - b / q
-        dg = 1.0 + b * 2.0 * v * inv_vh2 / (q * q)
-        v = v - g / dg
-    return v
+    big_a = current_a * (pop.r_p_ohm / pop.v_half_v)
+    big_b = big_a * (0.5 * pop.tmr0) * (1.0 - m)
+    u = big_a + big_b
+    one = torch.ones((), dtype=u.dtype, device=u.device)
+    steps = NEWTON_STEPS if u.dtype == torch.float64 else NEWTON_STEPS_FLOAT32
+    for _ in range(steps):
+        r = u.square().add_(1.0).reciprocal_()  # 1 / (1 + u^2)
+        br = big_b * r
+        g = (u - big_a).sub_(br)  # g(u) = u - A - B r
+        dg = torch.addcmul(one, br * r, u, value=2.0)  # g'(u) = 1 + 2 B u r^2
+        u = torch.addcdiv(u, g, dg, value=-1.0)
+    return u * pop.v_half_v
 
 
 def read(

@@ -19,7 +19,7 @@ from spinlearn.nn import MTJActivation, mlp
 class MLPConfig(Validated):
     """A fully connected network."""
 
-    hidden: tuple[int, ...] = param((16,), "widths of the hidden layers", ge=1, le=100_000)
+    hidden: tuple[int, ...] = param((16,), "widths of the hidden layers", ge=1, le=100_000, min_len=1)
     activation: str = param("mtj", "mtj (devices, AFD) or tanh (digital baseline)", choices=("mtj", "tanh"))
 
 
@@ -35,16 +35,20 @@ def mtj_mlp(
     activation: str,
     backend: Backend | None,
     afd: AFDConfig,
-    ctx: RunContext,
+    device: torch.device,
+    generator: torch.Generator,
 ) -> nn.Sequential:
-    """An MLP whose hidden activations are MTJ neurons on ``backend`` (or digital tanh)."""
+    """An MLP whose hidden activations are MTJ neurons on ``backend`` (or digital tanh).
+
+    ``generator`` (on the CPU) draws the initial weights.
+    """
 
     def act(width: int, index: int) -> nn.Module:
         if activation == "tanh":
             return nn.Tanh()
-        return MTJActivation(width, backend, f"hidden{index}", afd, device=ctx.device)
+        return MTJActivation(width, backend, f"hidden{index}", afd, device=device)
 
-    return mlp(sizes, act, ctx.cpu_generator).to(ctx.device)
+    return mlp(sizes, act, generator).to(device)
 
 
 def sweep_devices(

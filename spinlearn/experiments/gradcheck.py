@@ -40,10 +40,10 @@ DTYPE = torch.float64  # dI down to 1e-10 A needs double precision to show the t
 class SweepConfig(Validated):
     """The dI sweep."""
 
-    delta_i_min_a: float = param(1e-10, "smallest dI (A)", gt=0)
-    delta_i_max_a: float = param(1e-3, "largest dI (A)", gt=0)
+    delta_i_min_a: float = param(1e-10, "smallest dI (A)", gt=0, le=1)
+    delta_i_max_a: float = param(1e-3, "largest dI (A)", gt=0, le=1)
     points: int = param(29, "dI values, log-spaced", ge=2, le=1000)
-    hidden: tuple[int, ...] = param((16, 16), "hidden layer widths", ge=1, le=10_000)
+    hidden: tuple[int, ...] = param((16, 16), "hidden layer widths", ge=1, le=10_000, min_len=1)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
     mtj = cfg.model.activation == "mtj"
     backend = make_backend(cfg.device, ctx) if mtj else None
     sizes = [IRIS_FEATURES, *cfg.model.hidden, IRIS_CLASSES]
-    model = mtj_mlp(sizes, cfg.model.activation, backend, cfg.afd, ctx)
+    model = mtj_mlp(sizes, cfg.model.activation, backend, cfg.afd, ctx.device, ctx.cpu_generator)
     history = train_classifier(model, train, test, cfg.train, ctx.cpu_generator, ctx.on_epoch)
     metrics = {
         "test_accuracy": history[-1]["test_accuracy"],

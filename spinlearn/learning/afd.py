@@ -27,6 +27,8 @@ import torch
 from spinlearn._fields import Validated, param
 from spinlearn.hardware.backend import Backend
 
+EDGE_FIT_POINTS = 16  # points per edge of the least-squares line that extrapolates beyond the grid
+
 
 @dataclass(frozen=True)
 class AFDConfig(Validated):
@@ -34,20 +36,21 @@ class AFDConfig(Validated):
 
     delta_i_a: float = param(2e-6, "finite-difference step dI applied to the twin (A)", gt=0, le=1)
     calibrate: bool = param(True, "measure the twin mismatch c(I) at dI = 0 before training")
-    calibration_points: int = param(129, "currents on the calibration grid", ge=2, le=100_000)
+    calibration_points: int = param(257, "currents on the calibration grid", ge=EDGE_FIT_POINTS, le=100_000)
     calibration_reads: int = param(16, "reads averaged per calibration point", ge=1, le=10_000)
     calibration_range: float = param(
-        8.0, "half-width of the calibrated current range, in units of the current scale I_s", gt=0
+        32.0, "half-width of the calibrated current range, in units of the current scale I_s", gt=0, le=1000
     )
 
 
 class TwinCalibration:
     """The twin mismatch ``c(I) = V_twin(I) - V_neuron(I)`` per device, on a uniform current grid.
 
-    Between grid points ``c`` is interpolated linearly; outside the grid it is extrapolated linearly
-    from the edge segment, because far from I_0 both devices are nearly ohmic (V ~ I R_P), so the
-    mismatch grows linearly with I (holding the edge value would leave a bias c(I)/dI that grows
-    without bound and can make training diverge).
+    Between grid points ``c`` is interpolated linearly; outside the grid it is extrapolated along a
+    least-squares line through the outer ``EDGE_FIT_POINTS`` of each edge: far from I_0 both devices
+    are nearly ohmic (V ~ I R_P), so the mismatch grows linearly with I. (Holding the edge value
+    leaves a bias c(I)/dI that grows without bound; extrapolating the last, noisy segment amplifies
+    its read noise with distance.)
     """
 
     def __init__(self, i_min_a: float, step_a: float, offsets_v: torch.Tensor) -> None:
@@ -61,11 +64,13 @@ class TwinCalibration:
         params = backend.params
         half = config.calibration_range * params.current_scale_a
         points = config.calibration_points
-        grid = torch.linspace(params.i0_a - half, params.i0_a + half, points, dtype=dtype)
-        currents = grid.to(device)[:, None].expand(points, n)
-        currents = currents.repeat(config.calibration_reads, 1)
-        diff = backend.read(group, currents, twin=True) - backend.read(group, currents)
-        offsets = diff.view(config.calibration_reads, points, n).mean(0)
+        grid = torch.linspace(params.i0_a - half, params.i0_a + half, points, dtype=dtype, device=device)
+        currents = grid[:, None].expand(points, n)
+        offsets = torch.zeros(points, n, dtype=dtype, device=device)
+        for _ in range(config.calibration_reads):  # one sweep at a time: memory ~ points x n
+            offsets += backend.read(group, currents, twin=True) - backend.read(group, currents)
+        offsets /= config.calibration_reads
+        _straighten_edges(offsets)
         return cls(params.i0_a - half, 2 * half / (points - 1), offsets)
 
     def __call__(self, current_a: torch.Tensor) -> torch.Tensor:
@@ -77,7 +82,22 @@ class TwinCalibration:
         idx = lower.long().reshape(-1, current_a.shape[-1])
         below = torch.gather(self.offsets_v, 0, idx).view_as(current_a)
         above = torch.gather(self.offsets_v, 0, idx + 1).view_as(current_a)
-        return torch.lerp(below, above, frac)
+        return torch.lerp(below, above, frac.to(below.dtype))
+
+
+def _straighten_edges(offsets: torch.Tensor) -> None:
+    """Put the two outermost points of each edge on a line fitted to the outer ``EDGE_FIT_POINTS``.
+
+    Linear interpolation extrapolates along the edge segment, so this makes the extrapolation follow
+    the fitted line (in place; grid units, so the fit needs no currents).
+    """
+    k = EDGE_FIT_POINTS
+    x = torch.arange(k, dtype=offsets.dtype, device=offsets.device)
+    xc = x - x.mean()
+    for edge, outer in ((offsets[:k], slice(0, 2)), (offsets[-k:], slice(k - 2, k))):
+        mean = edge.mean(0)
+        slope = (xc[:, None] * (edge - mean)).sum(0) / (xc * xc).sum()
+        edge[outer] = mean + slope * xc[outer, None]
 
 
 def twin_derivative(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spinlearn.errors import TrainingDiverged
+from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.hardware.backend import Backend
 from spinlearn.learning.afd import AFDConfig, MeasuredSlope, TwinCalibration, twin_derivative
 
@@ -29,7 +29,7 @@ class MTJActivation(nn.Module):
         group: str,
         afd: AFDConfig | None = None,
         dtype: torch.dtype = torch.float32,
-        device: torch.device | str = "cpu",
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         self.width = width
@@ -38,6 +38,13 @@ class MTJActivation(nn.Module):
         self.afd = afd or AFDConfig()
         self.i_scale_a = backend.params.current_scale_a
         self.v_scale_v = backend.params.voltage_scale_v
+        device = backend.tensor_device if device is None else torch.device(device)
+        min_step = 1024 * torch.finfo(dtype).eps * self.i_scale_a
+        if self.afd.delta_i_a < min_step:
+            raise ConfigError(
+                f"afd.delta_i_a = {self.afd.delta_i_a:g}: below the {dtype} resolution of the "
+                f"currents; use >= {min_step:.2g} A"
+            )
         backend.allocate(group, width)
         self.calibration = (
             TwinCalibration.measure(backend, group, width, self.afd, dtype, device)
