@@ -1,7 +1,7 @@
 """Run an experiment over seeds, aggregate, and write the run directory.
 
 ``OUT/config.yaml`` (written first), ``OUT/metrics.jsonl`` (one line per epoch per seed, rewritten
-after every seed), ``OUT/summary.json`` and PNG plots, all written atomically.
+after every epoch), ``OUT/summary.json`` and PNG plots, all written atomically.
 """
 
 from __future__ import annotations
@@ -108,11 +108,11 @@ def run_experiment(
 
             def on_epoch(record: dict, s: int = s) -> None:
                 records.append({"seed": s, **record})
+                write_jsonl_atomic(out / "metrics.jsonl", records)  # progress visible during long runs
                 advance()
 
             ctx = RunContext(seed=s, device=torch_device, out_dir=out, on_epoch=on_epoch)
             results.append(experiment.run(config, ctx))
-            write_jsonl_atomic(out / "metrics.jsonl", records)
     plots = experiment.plot(results, config, out) if experiment.plot else []
     summary = {
         "experiment": experiment.name,
