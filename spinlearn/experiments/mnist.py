@@ -35,6 +35,7 @@ from spinlearn.training import accuracy, train_classifier
 
 PAPER = "Pereira et al. 2026, arXiv:2603.03947 (simulated deep network)"
 CLASSES = 10
+LABELS = {"mtj": "AFD (MTJ neurons)", "tanh": "tanh (digital)"}
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def run_mlp(cfg: MNISTConfig, ctx: RunContext) -> SeedResult:
     model, history, backend = train_mlp(cfg, ctx, d, activation)
     metrics = {"test_accuracy": history[-1]["test_accuracy"], "val_accuracy": accuracy(model, *d.val)}
     artifacts = {
-        "histories": {activation: history},
+        "histories": {LABELS[activation]: history},
         "y_true": d.test[1].cpu().numpy(),
         "y_pred": predictions(model, d.test[0]),
     }
@@ -162,7 +163,7 @@ def run_mlp(cfg: MNISTConfig, ctx: RunContext) -> SeedResult:
     if activation == "mtj" and cfg.baseline.tanh:
         _, tanh_history, _ = train_mlp(cfg, ctx, d, "tanh")
         metrics["tanh_test_accuracy"] = tanh_history[-1]["test_accuracy"]
-        artifacts["histories"]["tanh"] = tanh_history
+        artifacts["histories"][LABELS["tanh"]] = tanh_history
     return SeedResult(metrics, history, artifacts)
 
 
