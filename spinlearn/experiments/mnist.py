@@ -90,7 +90,7 @@ class KDConfig(Validated):
 
 @dataclass(frozen=True)
 class MNISTKDConfig(MNISTConfig):
-    model: MLPConfig = dataclasses.field(default_factory=lambda: MLPConfig(hidden=(128,)))
+    model: MLPConfig = dataclasses.field(default_factory=lambda: MLPConfig(hidden=(256,)))
     teacher: TeacherConfig = dataclasses.field(default_factory=TeacherConfig)
     kd: KDConfig = dataclasses.field(default_factory=KDConfig)
 
