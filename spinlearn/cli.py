@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu or cuda")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    energy = sub.add_parser("energy", help="a run's energy: device training vs digital baseline")
+    energy.add_argument("run_dir", help="a run's output directory (holding summary.json)")
+
     rep = sub.add_parser("reproduce", help="run every experiment with a target; table + report.md")
     rep.add_argument(
         "--quick",
@@ -118,7 +121,32 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "reproduce": cmd_reproduce}
+def cmd_energy(args) -> int:
+    import json
+    from pathlib import Path
+
+    from spinlearn.energy import table_rows
+
+    path = Path(args.run_dir) / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not isinstance(summary, dict) or "energy" not in summary:
+        raise UserInputError(f"{path} has no energy figures (runs of spinlearn >= 0.1 with devices have)")
+    print(f"{summary.get('experiment', '?')}: energy, mean over seeds {summary.get('seeds')}")
+    for label, value in table_rows(summary["energy"]):
+        print(f"  {label:<34} {value}")
+    return 0
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "run": cmd_run,
+    "energy": cmd_energy,
+    "reproduce": cmd_reproduce,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import yaml
 
 from spinlearn._fields import Validated, param
 from spinlearn.devices.mtj import DEFAULT_TWIN_MISMATCH, MTJ, MTJParams
+from spinlearn.energy import EnergyConfig
 from spinlearn.errors import ConfigError
 
 
@@ -71,6 +72,7 @@ class ExperimentConfig:
     device: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
 
 
 C = TypeVar("C")

@@ -108,3 +108,17 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str = "
     ax.set_yticks(range(classes))
     ax.set_title(title or "confusion matrix (test set)")
     return _save(fig, path)
+
+
+def energy_bars(energy: dict[str, float], breakdown: dict[str, float], path: Path) -> Path:
+    """Stacked bar: training energy of the device run by category, beside the digital baseline."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    bottom = 0.0
+    for k, (category, joules) in enumerate(sorted(breakdown.items())):
+        ax.bar("device run", joules, bottom=bottom, color=f"C{k}", label=category)
+        bottom += joules
+    ax.bar("digital baseline", energy["digital_baseline_train_j"], color="grey", label="digital backprop")
+    ax.set_ylabel("training energy (J)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spinlearn import config as cfgmod
+from spinlearn.energy import table_rows
 from spinlearn.errors import TrainingDiverged
 from spinlearn.experiments.registry import EXPERIMENTS, Experiment, Target
 from spinlearn.io import write_text_atomic
@@ -66,6 +67,8 @@ def reproduce(
             std_name = target.metric.removesuffix("_mean") + "_std"
             rows.append(Row(exp.name, target, metrics.get(target.metric), metrics.get(std_name, 0.0), seeds))
         images = "\n".join(f"![{p}]({exp.name}/{p})" for p in summary["plots"])
+        if "energy" in summary:
+            images = energy_markdown(summary["energy"]) + "\n" + images
         sources = "; ".join(t.source for t in exp.targets)
         sections.append(
             f"### {exp.name}\n\n{exp.summary}. Target source: {sources}. "
@@ -73,6 +76,12 @@ def reproduce(
         )
     write_text_atomic(out / "report.md", markdown(rows, quick, sections))
     return rows
+
+
+def energy_markdown(energy: dict[str, float]) -> str:
+    lines = ["| energy | value |", "|---|---|"]
+    lines += [f"| {label} | {value} |" for label, value in table_rows(energy)]
+    return "\n".join(lines) + "\n"
 
 
 def markdown(rows: list[Row], quick: bool, sections: list[str]) -> str:

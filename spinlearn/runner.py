@@ -19,9 +19,11 @@ import torch
 
 from spinlearn import __version__
 from spinlearn.config import dump_yaml
+from spinlearn.energy import breakdown
 from spinlearn.errors import UserInputError
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult
 from spinlearn.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from spinlearn.plots import energy_bars as energy_plot
 
 MAX_SEED = 2**32 - 1  # what scikit-learn's random_state accepts
 
@@ -60,6 +62,11 @@ def aggregate(results: list[SeedResult]) -> dict[str, float]:
         out[f"{name}_mean"] = mean
         out[f"{name}_std"] = math.sqrt(var)
     return out
+
+
+def aggregate_energy(results: list[SeedResult]) -> dict[str, float]:
+    """Mean over seeds of every energy figure."""
+    return {k: sum(r.energy[k] for r in results) / len(results) for k in results[0].energy}
 
 
 @contextlib.contextmanager
@@ -114,6 +121,9 @@ def run_experiment(
             ctx = RunContext(seed=s, device=torch_device, out_dir=out, on_epoch=on_epoch)
             results.append(experiment.run(config, ctx))
     plots = experiment.plot(results, config, out) if experiment.plot else []
+    if results[0].energy:
+        energy = aggregate_energy(results)
+        plots.append(energy_plot(energy, breakdown(energy), out / "energy.png"))
     summary = {
         "experiment": experiment.name,
         "metrics": aggregate(results),
@@ -126,6 +136,7 @@ def run_experiment(
         "per_seed": {k: [r.metrics[k] for r in results] for k in results[0].metrics},
         "runtime_s": round(time.perf_counter() - started, 3),
         "device": torch_device.type,
+        **({"energy": energy} if results[0].energy else {}),
         "plots": [p.name for p in plots],
         "spinlearn_version": __version__,
     }

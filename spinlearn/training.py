@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from spinlearn.config import TrainConfig
+from spinlearn.energy import Ledger, digital_units, hidden_widths, linear_macs
 from spinlearn.errors import TrainingDiverged
 
 
@@ -67,12 +68,19 @@ def train_classifier(
     on_epoch: Callable[[dict], None] = lambda record: None,
     loss_fn: Callable[..., torch.Tensor] | None = None,
     soft_targets: torch.Tensor | None = None,
+    ledger: Ledger | None = None,
 ) -> list[dict]:
     """Train for ``cfg.epochs``; returns one record per epoch (also passed to ``on_epoch``).
 
     ``generator`` (on the CPU) shuffles the minibatches. With ``soft_targets`` (one row per training
     sample, e.g. a teacher's logits) the loss is ``loss_fn(logits, labels, soft_targets)``.
+    With a ``ledger``, the digital work (MACs, digital activations) of training steps and test
+    evaluations is booked in the ``train`` and ``evaluation`` phases; device reads book themselves.
     """
+    ledger = ledger or Ledger()
+    phase_before = ledger.phase
+    macs = linear_macs(model)
+    tanh_neurons = sum(hidden_widths(model)) if digital_units(model) else 0
     loss_fn = loss_fn or nn.functional.cross_entropy
     x_train, y_train = train
     optimizer = make_optimizer(model, cfg)
@@ -87,6 +95,9 @@ def train_classifier(
         total, seen = torch.zeros((), device=x_train.device), 0
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
+            ledger.phase = "train"
+            ledger.digital_macs(3 * macs * len(idx))
+            ledger.digital_activations(2 * tanh_neurons * len(idx))
             try:
                 extra = () if soft_targets is None else (soft_targets[idx],)
                 loss = loss_fn(model(x_train[idx]), y_train[idx], *extra)
@@ -99,12 +110,17 @@ def train_classifier(
             seen += len(idx)
         mean_loss = total / seen
         check_finite(model, epoch + 1, mean_loss)
+        with ledger.in_phase("evaluation"):
+            ledger.digital_macs(macs * len(test[0]))
+            ledger.digital_activations(tanh_neurons * len(test[0]))
+            test_accuracy = accuracy(model, *test)
         record = {
             "epoch": epoch + 1,
             "lr": lr,
             "train_loss": float(mean_loss),
-            "test_accuracy": accuracy(model, *test),
+            "test_accuracy": test_accuracy,
         }
         history.append(record)
         on_epoch(record)
+    ledger.phase = phase_before
     return history

@@ -9,6 +9,7 @@ from torch import nn
 
 from spinlearn._fields import Validated, param
 from spinlearn.config import DeviceConfig
+from spinlearn.energy import Ledger
 from spinlearn.experiments.registry import RunContext
 from spinlearn.hardware import Backend, SimulatedBackend
 from spinlearn.learning.afd import AFDConfig
@@ -23,11 +24,15 @@ class MLPConfig(Validated):
     activation: str = param("mtj", "mtj (devices, AFD) or tanh (digital baseline)", choices=("mtj", "tanh"))
 
 
-def make_backend(device_cfg: DeviceConfig, ctx: RunContext, dtype=torch.float32) -> Backend:
+def make_backend(
+    device_cfg: DeviceConfig, ctx: RunContext, dtype=torch.float32, ledger: Ledger | None = None
+) -> Backend:
     """The backend a run trains through (the simulator; instruments plug in here)."""
-    return SimulatedBackend(
+    backend = SimulatedBackend(
         device_cfg.mtj(), ctx.generator, twin_mismatch=device_cfg.twin_mismatch, dtype=dtype
     )
+    backend.ledger = ledger
+    return backend
 
 
 def mtj_mlp(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from spinlearn import data, plots
 from spinlearn.config import ExperimentConfig, TrainConfig
+from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import ConfigError
 from spinlearn.experiments.common import MLPConfig, make_backend, mtj_mlp, sweep_devices
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
@@ -41,10 +42,12 @@ def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
         raise ConfigError("data.dir is not used by the Iris experiments (Iris ships with scikit-learn)")
     train, test = data.iris(ctx.seed, cfg.data.test_fraction, ctx.device)
     mtj = cfg.model.activation == "mtj"
-    backend = make_backend(cfg.device, ctx) if mtj else None
+    ledger = Ledger(cfg.energy)
+    backend = make_backend(cfg.device, ctx, ledger=ledger) if mtj else None
     sizes = [IRIS_FEATURES, *cfg.model.hidden, IRIS_CLASSES]
-    model = mtj_mlp(sizes, cfg.model.activation, backend, cfg.afd, ctx.device, ctx.cpu_generator)
-    history = train_classifier(model, train, test, cfg.train, ctx.cpu_generator, ctx.on_epoch)
+    with ledger.in_phase("calibration"):
+        model = mtj_mlp(sizes, cfg.model.activation, backend, cfg.afd, ctx.device, ctx.cpu_generator)
+    history = train_classifier(model, train, test, cfg.train, ctx.cpu_generator, ctx.on_epoch, ledger=ledger)
     metrics = {
         "test_accuracy": history[-1]["test_accuracy"],
         "train_accuracy": accuracy(model, *train),
@@ -53,7 +56,9 @@ def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
     if backend is not None:
         metrics["device_measurements"] = backend.measurement_count
         artifacts["devices"] = sweep_devices(backend, "hidden0", cfg.model.hidden[0])
-    return SeedResult(metrics, history, artifacts)
+    epochs = cfg.train.epochs
+    energy = summarise(ledger, model, len(train[0]) * epochs, len(test[0]) * epochs)
+    return SeedResult(metrics, history, artifacts, energy)
 
 
 def plot(results: list[SeedResult], cfg: IrisConfig, out: Path) -> list[Path]:

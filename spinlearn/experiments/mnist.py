@@ -26,6 +26,7 @@ from torch import nn
 from spinlearn import data, plots
 from spinlearn._fields import Validated, param
 from spinlearn.config import DataConfig, ExperimentConfig, TrainConfig
+from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import DataError
 from spinlearn.experiments.common import MLPConfig, make_backend, mtj_mlp
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
@@ -138,20 +139,26 @@ def predictions(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> np.ndar
 
 def train_mlp(cfg: MNISTConfig, ctx: RunContext, d: Tensors, activation: str, **train_kw):
     """One MLP variant; every variant of a seed starts from the same weights and minibatch order."""
-    backend = make_backend(cfg.device, ctx) if activation == "mtj" else None
+    ledger = Ledger(cfg.energy)
+    backend = make_backend(cfg.device, ctx, ledger=ledger) if activation == "mtj" else None
     sizes = [d.train[0].shape[1], *cfg.model.hidden, CLASSES]
     init = torch.Generator().manual_seed(ctx.seed)
-    model = mtj_mlp(sizes, activation, backend, cfg.afd, ctx.device, init)
+    with ledger.in_phase("calibration"):
+        model = mtj_mlp(sizes, activation, backend, cfg.afd, ctx.device, init)
     order = torch.Generator().manual_seed(ctx.seed + 1)
     variant = train_kw.pop("variant", activation)
-    history = train_classifier(model, d.train, d.test, cfg.train, order, _tag(ctx, variant), **train_kw)
-    return model, history, backend
+    history = train_classifier(
+        model, d.train, d.test, cfg.train, order, _tag(ctx, variant), ledger=ledger, **train_kw
+    )
+    epochs = cfg.train.epochs
+    energy = summarise(ledger, model, len(d.train[0]) * epochs, len(d.test[0]) * epochs)
+    return model, history, backend, energy
 
 
 def run_mlp(cfg: MNISTConfig, ctx: RunContext) -> SeedResult:
     d = load(cfg.data, ctx.seed, ctx.device)
     activation = cfg.model.activation
-    model, history, backend = train_mlp(cfg, ctx, d, activation)
+    model, history, backend, energy = train_mlp(cfg, ctx, d, activation)
     metrics = {"test_accuracy": history[-1]["test_accuracy"], "val_accuracy": accuracy(model, *d.val)}
     artifacts = {
         "histories": {LABELS[activation]: history},
@@ -161,10 +168,10 @@ def run_mlp(cfg: MNISTConfig, ctx: RunContext) -> SeedResult:
     if backend is not None:
         metrics["device_measurements"] = backend.measurement_count
     if activation == "mtj" and cfg.baseline.tanh:
-        _, tanh_history, _ = train_mlp(cfg, ctx, d, "tanh")
+        _, tanh_history, _, _ = train_mlp(cfg, ctx, d, "tanh")
         metrics["tanh_test_accuracy"] = tanh_history[-1]["test_accuracy"]
         artifacts["histories"][LABELS["tanh"]] = tanh_history
-    return SeedResult(metrics, history, artifacts)
+    return SeedResult(metrics, history, artifacts, energy)
 
 
 # --- knowledge distillation ---------------------------------------------------------------------
@@ -236,7 +243,7 @@ def run_kd(cfg: MNISTKDConfig, ctx: RunContext) -> SeedResult:
         teacher.eval()
         x = d.train[0]
         teacher_logits = torch.cat([teacher(x[s : s + 2048]) for s in range(0, len(x), 2048)])
-    student, history, backend = train_mlp(
+    student, history, backend, energy = train_mlp(
         cfg,
         ctx,
         d,
@@ -245,7 +252,7 @@ def run_kd(cfg: MNISTKDConfig, ctx: RunContext) -> SeedResult:
         loss_fn=kd_loss(cfg.kd.temperature, cfg.kd.alpha),
         soft_targets=teacher_logits,
     )
-    _, plain_history, _ = train_mlp(cfg, ctx, d, cfg.model.activation, variant="student_no_kd")
+    _, plain_history, _, _ = train_mlp(cfg, ctx, d, cfg.model.activation, variant="student_no_kd")
     metrics = {
         "test_accuracy": history[-1]["test_accuracy"],
         "student_no_kd_accuracy": plain_history[-1]["test_accuracy"],
@@ -258,7 +265,7 @@ def run_kd(cfg: MNISTKDConfig, ctx: RunContext) -> SeedResult:
         "y_true": d.test[1].cpu().numpy(),
         "y_pred": predictions(student, d.test[0]),
     }
-    return SeedResult(metrics, history, artifacts)
+    return SeedResult(metrics, history, artifacts, energy)
 
 
 def plot(results: list[SeedResult], cfg, out: Path) -> list[Path]:

@@ -33,6 +33,7 @@ class SeedResult:
     metrics: dict[str, float]
     history: list[dict] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)  # kept in memory for plots
+    energy: dict[str, float] | None = None  # from energy.summarise, when the run measured it
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from spinlearn.devices.mtj import MTJParams
+from spinlearn.energy import Ledger
 
 
 @runtime_checkable
@@ -23,6 +24,8 @@ class Backend(Protocol):
     params: MTJParams
     #: Where the tensors passed to and returned by this backend live.
     tensor_device: torch.device
+    #: Energy ledger that every read feeds (device energy, DAC and ADC conversions), or None.
+    ledger: Ledger | None
 
     def allocate(self, group: str, n: int) -> None:
         """Reserve ``n`` neuron devices and their ``n`` twins under the name ``group``."""

@@ -8,6 +8,7 @@ import torch
 
 from spinlearn.devices import mtj
 from spinlearn.devices.mtj import MTJ, MTJPopulation
+from spinlearn.energy import Ledger
 
 
 class SimulatedBackend:
@@ -40,6 +41,7 @@ class SimulatedBackend:
         self._groups: dict[str, tuple[MTJPopulation, MTJPopulation]] = {}
         self._pairs: dict[str, MTJPopulation] = {}  # neurons then twins, side by side
         self._reads = 0
+        self.ledger: Ledger | None = None  # energy ledger fed with every read, when set
 
     def allocate(self, group: str, n: int) -> None:
         if group in self._groups:
@@ -62,7 +64,10 @@ class SimulatedBackend:
     def read(self, group: str, current_a: torch.Tensor, *, twin: bool = False) -> torch.Tensor:
         pop = self.population(group, twin)
         self._reads += current_a.numel()
-        return mtj.read(current_a, pop, self.params.read_noise_v, self.generator)
+        v = mtj.read(current_a, pop, self.params.read_noise_v, self.generator)
+        if self.ledger is not None:
+            self.ledger.device_reads(current_a, v)
+        return v
 
     def read_pair(
         self, group: str, current_a: torch.Tensor, delta_i_a: float
@@ -72,6 +77,8 @@ class SimulatedBackend:
         both = torch.cat((current_a, current_a + delta_i_a), dim=-1)
         self._reads += both.numel()
         v = mtj.read(both, self._pairs[group], self.params.read_noise_v, self.generator)
+        if self.ledger is not None:
+            self.ledger.device_reads(both, v)
         return v.tensor_split(2, dim=-1)
 
     @property

@@ -1,0 +1,168 @@
+r"""Energy and time ledger: the joules a run's physics spent, beside a digital baseline.
+
+Backends and the training loop feed the ledger with events as they happen; per-event energies and
+durations come from :class:`EnergyConfig` (``--set energy.*``), whose defaults are documented below.
+
+Events and their energy:
+
+* **MTJ read** (neuron or twin): :math:`E = |I V|\,t_\mathrm{read}`, summed over every read element,
+  plus one DAC conversion (to set the current) and one ADC conversion (to read the voltage).
+* **Digital MAC** (multiply-accumulate of the digital weight layers): ``mac_j`` each; each MAC also
+  reads two 32-bit words from SRAM (``sram_word_j`` each).
+* **Digital activation** (tanh and its derivative in the baselines): ``activation_j`` each.
+
+Phases: ``calibration`` (twin mismatch sweep, once), ``train`` (the training steps),
+``evaluation`` (test-set inference after each epoch; ``inference_j`` is its cost per sample),
+``diagnostics`` (anything else, e.g. plotting sweeps; not reported as a cost).
+``train_j`` is the training steps only, so it scales with epochs; ``calibration_j`` is reported beside it.
+
+Digital baseline: the same network and epochs trained by backprop on a digital accelerator:
+3 MACs per weight per training sample (forward, input gradient, weight gradient) with their SRAM
+reads, and 2 activation evaluations (value and derivative) per hidden neuron per sample.
+
+Defaults and sources: ``mac_j`` 4.6 pJ (32-bit float multiply 3.7 pJ + add 0.9 pJ) and
+``sram_word_j`` 5 pJ (32-bit read from an 8 KB SRAM) are the 45 nm figures of M. Horowitz,
+"Computing's energy problem", ISSCC 2014. ``adc_j`` 1 pJ (8-bit SAR ADC, order of magnitude from
+B. Murmann's ADC performance survey), ``dac_j`` 0.5 pJ, ``activation_j`` 23 pJ (five MACs for a
+polynomial tanh) and ``t_read_s`` 10 ns (a typical MRAM read pulse) are our reconstructions [I].
+Limits: no wiring, peripheral, leakage or data-movement energy beyond the SRAM reads above; the
+device figure is the Joule energy drawn through the junctions during the read pulses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spinlearn._fields import Validated, param
+
+PHASES = ("calibration", "train", "evaluation", "diagnostics")
+
+
+@dataclass(frozen=True)
+class EnergyConfig(Validated):
+    """Per-event energies and durations (override per technology with ``--set energy.*``)."""
+
+    t_read_s: float = param(10e-9, "duration of one MTJ read pulse (s)", gt=0, le=1)
+    adc_j: float = param(1e-12, "energy of one ADC conversion (J)", ge=0, le=1e-6)
+    dac_j: float = param(0.5e-12, "energy of one DAC conversion (J)", ge=0, le=1e-6)
+    mac_j: float = param(4.6e-12, "energy of one digital 32-bit float MAC (J), Horowitz 2014", ge=0, le=1e-6)
+    sram_word_j: float = param(5e-12, "energy of one 32-bit SRAM read (J), Horowitz 2014", ge=0, le=1e-6)
+    activation_j: float = param(23e-12, "energy of one digital tanh or derivative (J)", ge=0, le=1e-6)
+
+
+class Ledger:
+    """Energy (J), counts and device time (s) per phase and category."""
+
+    def __init__(self, config: EnergyConfig | None = None) -> None:
+        self.config = config or EnergyConfig()
+        self.phase = "diagnostics"  # reads outside training and test evaluation (sweeps, extra scores)
+        self.joules: dict[str, dict[str, float]] = {p: defaultdict(float) for p in PHASES}
+        self.counts: dict[str, dict[str, int]] = {p: defaultdict(int) for p in PHASES}
+        self.read_time_s: dict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def in_phase(self, phase: str) -> Iterator[Ledger]:
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}")
+        previous, self.phase = self.phase, phase
+        try:
+            yield self
+        finally:
+            self.phase = previous
+
+    def add(self, category: str, count: int, joules: float) -> None:
+        self.counts[self.phase][category] += int(count)
+        self.joules[self.phase][category] += float(joules)
+
+    def device_reads(self, current_a: torch.Tensor, voltage_v: torch.Tensor) -> None:
+        """``current_a.numel()`` MTJ reads: Joule energy through the junctions, one DAC and one ADC each."""
+        n = current_a.numel()
+        c = self.config
+        joule = float((current_a * voltage_v).abs().sum()) * c.t_read_s
+        self.add("mtj_read", n, joule)
+        self.add("dac", n, n * c.dac_j)
+        self.add("adc", n, n * c.adc_j)
+        self.read_time_s[self.phase] += n * c.t_read_s
+
+    def digital_macs(self, macs: int) -> None:
+        """Digital multiply-accumulates, each with two SRAM word reads."""
+        self.add("mac", macs, macs * self.config.mac_j)
+        self.add("sram", 2 * macs, 2 * macs * self.config.sram_word_j)
+
+    def digital_activations(self, count: int) -> None:
+        self.add("activation", count, count * self.config.activation_j)
+
+    def total(self, phase: str) -> float:
+        return sum(self.joules[phase].values())
+
+
+def linear_macs(model: nn.Module) -> int:
+    """MACs of one forward pass of one sample through the model's Linear layers."""
+    return sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def digital_units(model: nn.Module) -> int:
+    """Digital activation units (tanh) in the model."""
+    return sum(1 for m in model.modules() if isinstance(m, nn.Tanh))
+
+
+def hidden_widths(model: nn.Module) -> list[int]:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return [m.out_features for m in linears[:-1]]
+
+
+def digital_baseline_train_j(model: nn.Module, samples: int, config: EnergyConfig) -> float:
+    """Backprop on a digital accelerator: 3 MACs (+ 6 SRAM reads) per weight per sample, and a value
+    and a derivative per hidden neuron per sample."""
+    macs = 3 * linear_macs(model) * samples
+    neurons = sum(hidden_widths(model)) * samples
+    return macs * (config.mac_j + 2 * config.sram_word_j) + 2 * neurons * config.activation_j
+
+
+def summarise(ledger: Ledger, model: nn.Module, train_samples: int, eval_samples: int) -> dict[str, float]:
+    """Flat energy summary of one seed: totals, per-category breakdowns and the digital baseline."""
+    out: dict[str, float] = {
+        "train_j": ledger.total("train"),
+        "calibration_j": ledger.total("calibration"),
+        "inference_j": ledger.total("evaluation") / max(eval_samples, 1),
+        "digital_baseline_train_j": digital_baseline_train_j(model, train_samples, ledger.config),
+        "device_read_time_s": ledger.read_time_s["train"],
+    }
+    for category, joules in sorted(ledger.joules["train"].items()):
+        out[f"train_{category}_j"] = joules
+        out[f"train_{category}_count"] = ledger.counts["train"][category]
+    for category, joules in sorted(ledger.joules["evaluation"].items()):
+        out[f"inference_{category}_j"] = joules / max(eval_samples, 1)
+    return out
+
+
+def table_rows(energy: dict[str, float]) -> list[tuple[str, str]]:
+    """(label, value) rows comparing the device run with its digital baseline."""
+    ratio = energy["digital_baseline_train_j"] / energy["train_j"] if energy["train_j"] else float("nan")
+    rows = [
+        ("training (device run)", f"{energy['train_j']:.4g} J"),
+        ("digital baseline training", f"{energy['digital_baseline_train_j']:.4g} J"),
+        ("baseline / device", f"{ratio:.3g}x"),
+        ("calibration (once)", f"{energy['calibration_j']:.4g} J"),
+        ("inference, one sample", f"{energy['inference_j']:.4g} J"),
+        ("device read time (train)", f"{energy['device_read_time_s']:.4g} s"),
+    ]
+    for key in sorted(energy):
+        if key.startswith("train_") and key.endswith("_j") and key != "train_j":
+            rows.append((f"  train: {key[6:-2]}", f"{energy[key]:.4g} J"))
+    return rows
+
+
+def breakdown(energy: dict[str, float]) -> dict[str, float]:
+    """Training energy per category (J)."""
+    return {
+        key[6:-2]: value
+        for key, value in energy.items()
+        if key.startswith("train_") and key.endswith("_j") and key != "train_j"
+    }
