@@ -135,6 +135,5 @@ register(
         targets=(Target("cosine_best", 0.999, "acceptance (issue 3)", published=False),),
         epochs_of=lambda cfg: cfg.sweep.points,
         quick={"sweep.points": 15},
-        classifier=False,
     )
 )

@@ -67,7 +67,6 @@ class Experiment:
     quick_seeds: int | None = None
     epochs_of: Callable[[Any], int] = lambda cfg: cfg.train.epochs  # for the progress bar
     plot: Callable[[list[SeedResult], Any, Path], list[Path]] | None = None
-    classifier: bool = True
 
     def default_config(self) -> Any:
         return self.base_config() if self.base_config else self.config_cls()
