@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits, load_iris
-from sklearn.model_selection import train_test_split
 
 from spinlearn.errors import ConfigError, DataError
 
@@ -29,6 +27,8 @@ def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np
 
 def stratified_split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
     """scikit-learn's stratified split, its refusals turned into one-line ConfigErrors."""
+    from sklearn.model_selection import train_test_split  # imported here: seconds of start-up
+
     try:
         return train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
     except ValueError as exc:
@@ -40,6 +40,8 @@ def iris(seed: int, test_fraction: float = 0.2, device: str | torch.device = "cp
 
     The default 0.2 holds out 30 samples, as in the paper's 93.3 % = 28/30.
     """
+    from sklearn.datasets import load_iris
+
     x, y = load_iris(return_X_y=True)
     x_tr, x_te, y_tr, y_te = stratified_split(x, y, test_fraction, seed)
     x_tr, x_te = standardise(x_tr, x_te)
@@ -155,6 +157,8 @@ def digits(seed: int, test_fraction: float = 0.2) -> Splits:
 
     A quick stand-in for MNIST; the validation split is the test split.
     """
+    from sklearn.datasets import load_digits
+
     x, y = load_digits(return_X_y=True)
     x_tr, x_te, y_tr, y_te = stratified_split(x.astype(np.float32) / 17, y, test_fraction, seed)
     return Splits(x_tr, y_tr, x_te, y_te, x_te, y_te)

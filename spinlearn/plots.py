@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from spinlearn.io import save_figure_atomic
 
 
+@functools.cache
+def _pyplot():
+    """matplotlib, headless, imported on first use (it costs a second of CLI start-up)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _save(fig, path: Path) -> Path:
     save_figure_atomic(fig, path)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
 def learning_curves(histories: list[list[dict]], path: Path, title: str = "") -> Path:
     """Mean +/- std over seeds of the training loss and the test accuracy per epoch."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, (ax_loss, ax_acc) = _pyplot().subplots(1, 2, figsize=(9, 3.4))
     for ax, key, label in (
         (ax_loss, "train_loss", "training loss"),
         (ax_acc, "test_accuracy", "test accuracy"),
@@ -42,7 +50,7 @@ def learning_curves(histories: list[list[dict]], path: Path, title: str = "") ->
 
 def device_curves(sweep: dict, path: Path) -> Path:
     """Measured V(I) of sampled neuron devices (solid) and their twins (dashed)."""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(5, 3.6))
     current_ua = np.asarray(sweep["current_a"]) * 1e6
     for k, (v, vt) in enumerate(zip(sweep["neuron_v"], sweep["twin_v"], strict=True)):
         ax.plot(current_ua, v, color=f"C{k % 10}", lw=1)
@@ -56,7 +64,7 @@ def device_curves(sweep: dict, path: Path) -> Path:
 
 def gradcheck(history: list[dict], path: Path) -> Path:
     """1 - cosine(AFD, exact) vs dI, log-log: noise regime on the left, truncation on the right."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = _pyplot().subplots(figsize=(5.5, 3.8))
     delta_i = np.array([r["delta_i_a"] for r in history])
     labels = {
         "ideal": "ideal devices",
@@ -76,7 +84,7 @@ def gradcheck(history: list[dict], path: Path) -> Path:
 
 def compare_curves(runs: dict[str, list[list[dict]]], path: Path, key: str = "test_accuracy") -> Path:
     """``key`` per epoch for several variants (label -> per-seed histories), mean ± std over seeds."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(5.5, 3.6))
     for k, (label, histories) in enumerate(runs.items()):
         length = min(len(h) for h in histories)
         values = np.array([[r[key] for r in h[:length]] for h in histories])
@@ -96,7 +104,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str = "
     classes = int(max(y_true.max(), y_pred.max())) + 1
     matrix = np.zeros((classes, classes), dtype=int)
     np.add.at(matrix, (y_true, y_pred), 1)
-    fig, ax = plt.subplots(figsize=(5, 4.4))
+    fig, ax = _pyplot().subplots(figsize=(5, 4.4))
     ax.imshow(np.log1p(matrix), cmap="Blues")
     for i in range(classes):
         for j in range(classes):
@@ -112,7 +120,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str = "
 
 def energy_bars(energy: dict[str, float], breakdown: dict[str, float], path: Path) -> Path:
     """Stacked bar: training energy of the device run by category, beside the digital baseline."""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(5, 3.6))
     bottom = 0.0
     for k, (category, joules) in enumerate(sorted(breakdown.items())):
         ax.bar("device run", joules, bottom=bottom, color=f"C{k}", label=category)
