@@ -78,7 +78,6 @@ def train_classifier(
     evaluations is booked in the ``train`` and ``evaluation`` phases; device reads book themselves.
     """
     ledger = ledger or Ledger()
-    phase_before = ledger.phase
     macs = linear_macs(model)
     tanh_neurons = sum(hidden_widths(model)) if digital_units(model) else 0
     loss_fn = loss_fn or nn.functional.cross_entropy
@@ -93,21 +92,21 @@ def train_classifier(
         model.train()
         order = torch.randperm(n, generator=generator).to(x_train.device)
         total, seen = torch.zeros((), device=x_train.device), 0
-        for start in range(0, n, cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            ledger.phase = "train"
-            ledger.digital_macs(3 * macs * len(idx))
-            ledger.digital_activations(2 * tanh_neurons * len(idx))
-            try:
-                extra = () if soft_targets is None else (soft_targets[idx],)
-                loss = loss_fn(model(x_train[idx]), y_train[idx], *extra)
-            except TrainingDiverged as exc:
-                raise TrainingDiverged(f"training diverged at epoch {epoch + 1}: {exc}") from None
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(idx)
-            seen += len(idx)
+        with ledger.in_phase("train"):
+            for start in range(0, n, cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                ledger.digital_macs(3 * macs * len(idx))
+                ledger.digital_activations(2 * tanh_neurons * len(idx))
+                try:
+                    extra = () if soft_targets is None else (soft_targets[idx],)
+                    loss = loss_fn(model(x_train[idx]), y_train[idx], *extra)
+                except TrainingDiverged as exc:
+                    raise TrainingDiverged(f"training diverged at epoch {epoch + 1}: {exc}") from None
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * len(idx)
+                seen += len(idx)
         mean_loss = total / seen
         check_finite(model, epoch + 1, mean_loss)
         with ledger.in_phase("evaluation"):
@@ -122,5 +121,4 @@ def train_classifier(
         }
         history.append(record)
         on_epoch(record)
-    ledger.phase = phase_before
     return history
