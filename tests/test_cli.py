@@ -1,19 +1,12 @@
 """The command line, through a subprocess, as a user runs it."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
+from cli_helpers import spinlearn
 
 QUICK = ["--set", "train.epochs=3", "--quiet"]
-
-
-def spinlearn(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "spinlearn", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
 
 
 def test_list_names_every_experiment_with_its_target():

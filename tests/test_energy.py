@@ -1,25 +1,11 @@
 """Energy ledger: counts against analytic counts, linear scaling with epochs, the CLI command."""
 
-import json
-import subprocess
-import sys
-
 import pytest
 import torch
+from cli_helpers import run_summary, spinlearn
 
 from spinlearn.energy import EnergyConfig, Ledger, digital_baseline_train_j
 from spinlearn.nn import mlp
-
-
-def run(tmp_path, *args):
-    out = subprocess.run(
-        [sys.executable, "-m", "spinlearn", "run", *args, "--out", str(tmp_path), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads((tmp_path / "summary.json").read_text())
 
 
 def test_device_read_energy_is_the_joule_energy_of_the_pulse():
@@ -42,7 +28,7 @@ def test_digital_baseline_counts_three_macs_per_weight_and_two_activations_per_n
 
 def test_afd_run_counts_match_analytic_counts(tmp_path):
     epochs, hidden = 3, 16
-    energy = run(tmp_path, "iris-afd", "--set", f"train.epochs={epochs}")["energy"]
+    energy = run_summary(tmp_path, "iris-afd", "--set", f"train.epochs={epochs}")["energy"]
     train_samples = 120 * epochs
     assert energy["train_mtj_read_count"] == 2 * hidden * train_samples  # neuron + twin per sample
     assert energy["train_adc_count"] == energy["train_dac_count"] == 2 * hidden * train_samples
@@ -56,36 +42,28 @@ def test_afd_run_counts_match_analytic_counts(tmp_path):
 
 
 def test_training_energy_scales_linearly_with_epochs(tmp_path):
-    long = run(tmp_path / "a", "iris-afd", "--set", "train.epochs=100")["energy"]["train_j"]
-    short = run(tmp_path / "b", "iris-afd", "--set", "train.epochs=50")["energy"]["train_j"]
+    long = run_summary(tmp_path / "a", "iris-afd", "--set", "train.epochs=100")["energy"]["train_j"]
+    short = run_summary(tmp_path / "b", "iris-afd", "--set", "train.epochs=50")["energy"]["train_j"]
     assert 1.9 <= long / short <= 2.1
 
 
 def test_energy_command_prints_the_comparison(tmp_path):
-    run(tmp_path, "iris-afd", "--set", "train.epochs=2")
-    out = subprocess.run(
-        [sys.executable, "-m", "spinlearn", "energy", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run_summary(tmp_path, "iris-afd", "--set", "train.epochs=2")
+    out = spinlearn("energy", str(tmp_path))
     assert out.returncode == 0
     assert "digital baseline training" in out.stdout and "inference, one sample" in out.stdout
     assert (tmp_path / "energy.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_energy_command_on_a_missing_run_is_exit_code_2(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "spinlearn", "energy", str(tmp_path / "none")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = spinlearn("energy", str(tmp_path / "none"))
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_energy_parameters_are_overridable(tmp_path):
-    base = run(tmp_path / "a", "iris-afd", "--set", "train.epochs=2")["energy"]
-    cheap = run(tmp_path / "b", "iris-afd", "--set", "train.epochs=2", "--set", "energy.mac_j=0")["energy"]
+    base = run_summary(tmp_path / "a", "iris-afd", "--set", "train.epochs=2")["energy"]
+    cheap = run_summary(tmp_path / "b", "iris-afd", "--set", "train.epochs=2", "--set", "energy.mac_j=0")[
+        "energy"
+    ]
     assert cheap["train_mac_j"] == 0 and base["train_mac_j"] > 0
     assert cheap["train_j"] == pytest.approx(base["train_j"] - base["train_mac_j"])

@@ -3,12 +3,11 @@
 import gzip
 import json
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import spinlearn as run_cli
 
 from spinlearn import data
 from spinlearn.errors import DataError
@@ -80,9 +79,7 @@ def test_kd_loss_limits():
 
 
 def spinlearn(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "spinlearn", *args, "--quiet"], capture_output=True, text=True, timeout=600
-    )
+    return run_cli(*args, "--quiet")
 
 
 SMALL = ["--set", "train.epochs=2", "--set", "model.hidden=[16, 16]"]

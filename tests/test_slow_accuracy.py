@@ -1,55 +1,43 @@
 """Accuracy-level runs of the issue's 'Must show' list (minutes): ``make test-slow``."""
 
-import json
-import subprocess
-import sys
-
 import pytest
+from cli_helpers import run_summary
 
 pytestmark = pytest.mark.slow
 
 
-def run(tmp_path, *args):
-    out = subprocess.run(
-        [sys.executable, "-m", "spinlearn", "run", *args, "--out", str(tmp_path), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads((tmp_path / "summary.json").read_text())
-
-
 @pytest.mark.parametrize("name", ["iris-afd", "iris-afd-2h"])
 def test_iris_reaches_the_paper_device_in_the_loop_accuracy(tmp_path, name):
-    summary = run(tmp_path, name, "--seeds", "10")
+    summary = run_summary(tmp_path, name, "--seeds", "10")
     assert summary["metrics"]["test_accuracy_mean"] >= 0.933
 
 
 @pytest.mark.parametrize("name", ["iris-afd", "iris-afd-2h"])
 def test_iris_tolerates_fifteen_percent_variability(tmp_path, name):
-    summary = run(tmp_path, name, "--seeds", "10", "--seed", "100", "--set", "device.variability=0.15")
+    summary = run_summary(
+        tmp_path, name, "--seeds", "10", "--seed", "100", "--set", "device.variability=0.15"
+    )
     assert summary["metrics"]["test_accuracy_mean"] >= 0.90
 
 
 def test_iris_with_independent_twins_still_learns(tmp_path):
-    summary = run(tmp_path, "iris-afd", "--seeds", "10", "--set", "device.twin_mismatch=null")
+    summary = run_summary(tmp_path, "iris-afd", "--seeds", "10", "--set", "device.twin_mismatch=null")
     assert summary["metrics"]["test_accuracy_mean"] >= 0.90
 
 
 def test_afd_matches_the_tanh_baseline_on_iris(tmp_path):
-    afd = run(tmp_path / "afd", "iris-afd", "--seeds", "10")["metrics"]["test_accuracy_mean"]
-    tanh = run(tmp_path / "tanh", "iris-tanh", "--seeds", "10")["metrics"]["test_accuracy_mean"]
+    afd = run_summary(tmp_path / "afd", "iris-afd", "--seeds", "10")["metrics"]["test_accuracy_mean"]
+    tanh = run_summary(tmp_path / "tanh", "iris-tanh", "--seeds", "10")["metrics"]["test_accuracy_mean"]
     assert afd >= tanh - 0.02
 
 
 def test_mnist_afd_reaches_the_paper_and_matches_tanh(tmp_path):
-    metrics = run(tmp_path, "mnist-afd")["metrics"]
+    metrics = run_summary(tmp_path, "mnist-afd")["metrics"]
     assert metrics["test_accuracy_mean"] >= 0.979
     assert abs(metrics["test_accuracy_mean"] - metrics["tanh_test_accuracy_mean"]) <= 0.005
 
 
 def test_mnist_kd_student_reaches_the_paper_and_beats_no_kd(tmp_path):
-    metrics = run(tmp_path, "mnist-kd")["metrics"]
+    metrics = run_summary(tmp_path, "mnist-kd")["metrics"]
     assert metrics["test_accuracy_mean"] >= 0.972
     assert metrics["test_accuracy_mean"] > metrics["student_no_kd_accuracy_mean"]
