@@ -153,16 +153,14 @@ def table_rows(energy: dict[str, float]) -> list[tuple[str, str]]:
         ("inference, one sample", f"{energy['inference_j']:.4g} J"),
         ("device read time (train)", f"{energy['device_read_time_s']:.4g} s"),
     ]
-    for key in sorted(energy):
-        if key.startswith("train_") and key.endswith("_j") and key != "train_j":
-            rows.append((f"  train: {key[6:-2]}", f"{energy[key]:.4g} J"))
+    rows += [(f"  train: {category}", f"{joules:.4g} J") for category, joules in breakdown(energy).items()]
     return rows
 
 
 def breakdown(energy: dict[str, float]) -> dict[str, float]:
     """Training energy per category (J)."""
     return {
-        key[6:-2]: value
-        for key, value in energy.items()
+        key[6:-2]: energy[key]
+        for key in sorted(energy)
         if key.startswith("train_") and key.endswith("_j") and key != "train_j"
     }

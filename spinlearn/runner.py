@@ -121,8 +121,8 @@ def run_experiment(
             ctx = RunContext(seed=s, device=torch_device, out_dir=out, on_epoch=on_epoch)
             results.append(experiment.run(config, ctx))
     plots = experiment.plot(results, config, out) if experiment.plot else []
-    if results[0].energy:
-        energy = aggregate_energy(results)
+    energy = aggregate_energy(results) if results[0].energy else None
+    if energy:
         plots.append(energy_plot(energy, breakdown(energy), out / "energy.png"))
     summary = {
         "experiment": experiment.name,
@@ -136,7 +136,7 @@ def run_experiment(
         "per_seed": {k: [r.metrics[k] for r in results] for k in results[0].metrics},
         "runtime_s": round(time.perf_counter() - started, 3),
         "device": torch_device.type,
-        **({"energy": energy} if results[0].energy else {}),
+        **({"energy": energy} if energy else {}),
         "plots": [p.name for p in plots],
         "spinlearn_version": __version__,
     }

@@ -62,12 +62,7 @@ class SimulatedBackend:
             raise KeyError(f"device group {group!r} was never allocated") from None
 
     def read(self, group: str, current_a: torch.Tensor, *, twin: bool = False) -> torch.Tensor:
-        pop = self.population(group, twin)
-        self._reads += current_a.numel()
-        v = mtj.read(current_a, pop, self.params.read_noise_v, self.generator)
-        if self.ledger is not None:
-            self.ledger.device_reads(current_a, v)
-        return v
+        return self._measure(self.population(group, twin), current_a)
 
     def read_pair(
         self, group: str, current_a: torch.Tensor, delta_i_a: float
@@ -75,11 +70,15 @@ class SimulatedBackend:
         # One evaluation over neurons and twins side by side: half the kernel launches of two reads.
         self.population(group)  # raises for an unknown group
         both = torch.cat((current_a, current_a + delta_i_a), dim=-1)
-        self._reads += both.numel()
-        v = mtj.read(both, self._pairs[group], self.params.read_noise_v, self.generator)
+        return self._measure(self._pairs[group], both).tensor_split(2, dim=-1)
+
+    def _measure(self, pop: MTJPopulation, current_a: torch.Tensor) -> torch.Tensor:
+        """One noisy read per element: counted, and booked in the energy ledger when there is one."""
+        self._reads += current_a.numel()
+        v = mtj.read(current_a, pop, self.params.read_noise_v, self.generator)
         if self.ledger is not None:
-            self.ledger.device_reads(both, v)
-        return v.tensor_split(2, dim=-1)
+            self.ledger.device_reads(current_a, v)
+        return v
 
     @property
     def measurement_count(self) -> int:
