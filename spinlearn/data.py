@@ -162,3 +162,48 @@ def digits(seed: int, test_fraction: float = 0.2) -> Splits:
     x, y = load_digits(return_X_y=True)
     x_tr, x_te, y_tr, y_te = stratified_split(x.astype(np.float32) / 17, y, test_fraction, seed)
     return Splits(x_tr, y_tr, x_te, y_te, x_te, y_te)
+
+
+# --- 5 x 7 letter bitmaps (Hopfield patterns) -----------------------------------------------------
+
+#: The classic 5 x 7 dot-matrix font (HD44780 character generator), rows top to bottom, "1" = ink.
+LETTERS_5X7 = {
+    "A": "01110 10001 10001 10001 11111 10001 10001",
+    "B": "11110 10001 10001 11110 10001 10001 11110",
+    "C": "01110 10001 10000 10000 10000 10001 01110",
+    "D": "11100 10010 10001 10001 10001 10010 11100",
+    "E": "11111 10000 10000 11110 10000 10000 11111",
+    "F": "11111 10000 10000 11110 10000 10000 10000",
+    "G": "01110 10001 10000 10111 10001 10001 01111",
+    "H": "10001 10001 10001 11111 10001 10001 10001",
+    "I": "01110 00100 00100 00100 00100 00100 01110",
+    "J": "00111 00010 00010 00010 00010 10010 01100",
+    "K": "10001 10010 10100 11000 10100 10010 10001",
+    "L": "10000 10000 10000 10000 10000 10000 11111",
+    "M": "10001 11011 10101 10101 10001 10001 10001",
+    "N": "10001 10001 11001 10101 10011 10001 10001",
+    "O": "01110 10001 10001 10001 10001 10001 01110",
+    "P": "11110 10001 10001 11110 10000 10000 10000",
+    "Q": "01110 10001 10001 10001 10101 10010 01101",
+    "R": "11110 10001 10001 11110 10100 10010 10001",
+    "S": "01111 10000 10000 01110 00001 00001 11110",
+    "T": "11111 00100 00100 00100 00100 00100 00100",
+    "U": "10001 10001 10001 10001 10001 10001 01110",
+    "V": "10001 10001 10001 10001 10001 01010 00100",
+    "W": "10001 10001 10001 10101 10101 10101 01010",
+    "X": "10001 10001 01010 00100 01010 10001 10001",
+    "Y": "10001 10001 10001 01010 00100 00100 00100",
+    "Z": "11111 00001 00010 00100 01000 10000 11111",
+}
+LETTER_SHAPE = (7, 5)
+
+
+def letter_patterns(letters: str, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The 5 x 7 bitmaps of ``letters`` as +-1 patterns of 35 pixels (rows of the result)."""
+    unknown = sorted({c for c in letters if c not in LETTERS_5X7})
+    if unknown or not letters:
+        raise ConfigError(f"letters = {letters!r}: must be a non-empty string of the letters A-Z")
+    if len(set(letters)) != len(letters):
+        raise ConfigError(f"letters = {letters!r}: repeats a letter (a pattern cannot be stored twice)")
+    rows = [[1.0 if bit == "1" else -1.0 for bit in LETTERS_5X7[c].replace(" ", "")] for c in letters]
+    return torch.tensor(rows, device=device)

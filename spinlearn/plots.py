@@ -130,3 +130,107 @@ def energy_bars(energy: dict[str, float], breakdown: dict[str, float], path: Pat
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
+
+
+# --- Hopfield -------------------------------------------------------------------------------------
+
+
+def hopfield_recalls(art: dict, shape: tuple[int, int], path: Path) -> Path:
+    """Rows: stored patterns, one probe of each, and what every rule recalled from it; and overlaps."""
+    rows = {"stored": art["patterns"], "probe": art["probes"], **art["recalls"]}
+    count = len(art["patterns"])
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), count + 1, figsize=(1.1 * (count + 1) + 2, 1.4 * len(rows)))
+    for r, (label, states) in enumerate(rows.items()):
+        for c in range(count):
+            ax = axes[r, c]
+            ax.imshow(np.asarray(states[c]).reshape(shape), cmap="gray_r", vmin=-1, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+        axes[r, count].axis("off")
+    grid = fig.add_subplot(1, count + 1, count + 1)
+    overlaps = np.asarray(art["overlaps"])
+    grid.imshow(overlaps, cmap="viridis", vmin=-1, vmax=1)
+    letters = list(art["letters"])
+    grid.set_xticks(range(count), letters, fontsize=7)
+    grid.set_yticks(range(count), letters, fontsize=7)
+    for i in range(count):
+        for j in range(count):
+            grid.text(j, i, f"{overlaps[i, j]:.2f}", ha="center", va="center", fontsize=5, color="w")
+    grid.set_title("pairwise overlap", fontsize=8)
+    fig.suptitle("stored letters, a probe of each, and the recalls per rule", fontsize=9)
+    return _save(fig, path)
+
+
+def conductance_snapshots(snapshots: dict, g0_s: float, path: Path) -> Path:
+    """The conductance matrix G - G0 (µS) as heatmaps at a few epochs of training."""
+    epochs = sorted(snapshots)
+    shown = sorted({epochs[0], epochs[min(1, len(epochs) - 1)], epochs[len(epochs) // 2], epochs[-1]})
+    mats = [(np.asarray(snapshots[e]) - g0_s) * 1e6 for e in shown]
+    for m in mats:
+        np.fill_diagonal(m, 0.0)
+    limit = max(float(np.abs(m).max()) for m in mats) or 1.0
+    fig, axes = _pyplot().subplots(1, len(shown), figsize=(3 * len(shown), 3))
+    for ax, epoch, m in zip(np.atleast_1d(axes), shown, mats, strict=True):
+        image = ax.imshow(m, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(f"epoch {epoch}", fontsize=9)
+        ax.set_xlabel("electrode j")
+    np.atleast_1d(axes)[0].set_ylabel("electrode i")
+    fig.colorbar(image, ax=axes, label="G - G0 (µS)", shrink=0.8)
+    return _save(fig, path)
+
+
+def recall_curve(histories: list[list[dict]], baselines: dict[str, float], target: float, path: Path) -> Path:
+    """Texture recall accuracy per epoch (mean ± std over seeds) beside the software rules."""
+    fig, ax = _pyplot().subplots(figsize=(5.5, 3.6))
+    length = min(len(h) for h in histories)
+    values = np.array([[r["recall_accuracy"] for r in h[:length]] for h in histories])
+    epochs = np.arange(1, length + 1)
+    mean, std = values.mean(0), values.std(0)
+    ax.plot(epochs, mean, marker="o", ms=3, color="C0", label="texture film")
+    ax.fill_between(epochs, mean - std, mean + std, color="C0", alpha=0.2, lw=0)
+    for k, (rule, value) in enumerate(baselines.items(), start=1):
+        ax.axhline(value, color=f"C{k}", ls="--", label=f"{rule} (software)")
+    ax.axhline(target, color="grey", ls=":", label=f"target {target:g}")
+    ax.set_xlabel("training epoch")
+    ax.set_ylabel("recall accuracy (pixels)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def capacity_curves(history: list[dict], rules: tuple[str, ...], path: Path) -> Path:
+    """Mean final overlap vs load alpha = P / N, one panel per N, a line per rule; alpha_c = 0.138."""
+    sizes = sorted({r["n"] for r in history})
+    fig, axes = _pyplot().subplots(1, len(sizes), figsize=(4 * len(sizes), 3.4), squeeze=False)
+    for ax, n in zip(axes[0], sizes, strict=True):
+        rows = [r for r in history if r["n"] == n]
+        alpha = [r["alpha"] for r in rows]
+        for k, rule in enumerate(rules):
+            ax.plot(alpha, [r[f"overlap_{rule}"] for r in rows], marker="o", ms=3, color=f"C{k}", label=rule)
+        ax.axvline(0.138, color="grey", ls=":", label="0.138 (Hebbian, N→∞)")
+        ax.axhline(0.95, color="grey", ls="--", lw=0.8)
+        ax.set_title(f"N = {n}", fontsize=9)
+        ax.set_xlabel("load alpha = P / N")
+        ax.set_ylabel("mean final overlap")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def similarity_curves(history: list[dict], rules: tuple[str, ...], path: Path) -> Path:
+    """Recall accuracy vs the mean pairwise overlap of the stored patterns, per rule."""
+    fig, ax = _pyplot().subplots(figsize=(5.5, 3.6))
+    similarity = [r["measured_similarity"] for r in history]
+    for k, rule in enumerate(rules):
+        ax.plot(
+            similarity, [r[f"recall_{rule}"] for r in history], marker="o", ms=3, color=f"C{k}", label=rule
+        )
+    ax.axhline(0.95, color="grey", ls=":", label="0.95")
+    ax.set_xlabel("mean pairwise overlap of the stored patterns")
+    ax.set_ylabel("recall accuracy (pixels)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,388 @@
+"""Study 3: a magnetic-texture Hopfield network that learns by itself (PAPERS.md section 3).
+
+* ``hopfield-35``: 35 electrodes store 5 x 7 letter bitmaps chosen to be highly similar; probes with
+  10-20 % of their pixels flipped are recalled with weights read from the film's conductances after
+  every epoch. Software rules (Hebbian, Storkey, Oja) on the same patterns and probes beside it.
+* ``hopfield-capacity``: random patterns at N in {100, 400, 1000}, a load sweep alpha = P / N, the
+  mean final overlap per rule; capacity = the largest alpha on the grid with overlap >= 0.95.
+* ``hopfield-similar``: recall vs the pairwise similarity of the stored patterns, per rule.
+
+Training the film is only voltage pulses (:func:`learning.hopfield.train_texture`); every recall
+reads the conductance matrix through the film's read path (noise included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from spinlearn import data, plots
+from spinlearn._fields import Validated, param
+from spinlearn.devices.texture import TextureFilm, TextureParams
+from spinlearn.errors import ConfigError
+from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
+from spinlearn.learning import hopfield
+
+PAPER = "Niu et al., PNAS 121, e2416294121 (2024): 35 nodes, ~95 % recall after ~9 epochs [S]"
+SOFTWARE_RULES = ("hebbian", "storkey", "oja")
+
+
+@dataclass(frozen=True)
+class HopfieldTrainConfig(Validated):
+    """How long the film is trained (and the software Oja baseline with it)."""
+
+    epochs: int = param(10, "epochs; each applies every pattern once, in order", ge=1, le=100_000)
+    oja_lr: float = param(0.3, "learning rate of the software Oja baseline", gt=0, le=2)
+    target: float = param(0.95, "recall accuracy that defines epochs_to_target", gt=0, le=1)
+
+
+@dataclass(frozen=True)
+class RecallConfig(Validated):
+    """The sign dynamics used to recall."""
+
+    mode: str = param("async", "async (one neuron at a time) or sync", choices=hopfield.RECALL_MODES)
+    max_sweeps: int = param(50, "sweeps before recall gives up", ge=1, le=100_000)
+
+
+@dataclass(frozen=True)
+class ProbeConfig(Validated):
+    """Corrupted versions of the stored patterns that recall starts from."""
+
+    per_pattern: int = param(20, "probes per stored pattern", ge=1, le=100_000)
+    flip_min: float = param(0.1, "smallest fraction of flipped pixels", ge=0, le=1)
+    flip_max: float = param(0.2, "largest fraction of flipped pixels", ge=0, le=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.flip_min > self.flip_max:
+            raise ConfigError(f"flip_min = {self.flip_min} exceeds flip_max = {self.flip_max}")
+
+
+@dataclass(frozen=True)
+class LettersConfig(Validated):
+    """Which 5 x 7 letters are stored."""
+
+    letters: str = param(
+        "BEFPR", "letters A-Z to store; the default five share 67 % of their pixels on average"
+    )
+
+
+@dataclass(frozen=True)
+class Hopfield35Config:
+    device: TextureParams = dataclasses.field(default_factory=TextureParams)
+    train: HopfieldTrainConfig = dataclasses.field(default_factory=HopfieldTrainConfig)
+    patterns: LettersConfig = dataclasses.field(default_factory=LettersConfig)
+    probes: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
+    recall: RecallConfig = dataclasses.field(default_factory=RecallConfig)
+
+
+def _accuracy(weights: torch.Tensor, probes, targets, recall_cfg: RecallConfig, generator, mode=None):
+    result = hopfield.recall(weights, probes, mode or recall_cfg.mode, generator, recall_cfg.max_sweeps)
+    right = result.states == targets
+    return float(right.float().mean()), float(right.all(1).float().mean()), result.states
+
+
+def run_35(cfg: Hopfield35Config, ctx: RunContext) -> SeedResult:
+    patterns = data.letter_patterns(cfg.patterns.letters, ctx.device)
+    n = patterns.shape[1]
+    overlaps = hopfield.overlap(patterns[:, None, :], patterns[None, :, :])
+    pairs = [float(overlaps[i, j]) for i, j in itertools.combinations(range(len(patterns)), 2)]
+    probes, index = hopfield.flip_probes(
+        patterns, cfg.probes.per_pattern, cfg.probes.flip_min, cfg.probes.flip_max, ctx.cpu_generator
+    )
+    targets = patterns[index]
+    film = TextureFilm(cfg.device, n, ctx.generator, ctx.device)
+    snapshots = {0: film.conductance().cpu()}
+    history: list[dict] = []
+
+    def evaluate(epoch: int) -> None:
+        weights = film.read_weights()
+        accuracy, exact, _ = _accuracy(weights, probes, targets, cfg.recall, ctx.cpu_generator)
+        record = {"epoch": epoch, "recall_accuracy": accuracy, "exact_recall_rate": exact}
+        record["write_energy_j"] = film.write_energy_j
+        history.append(record)
+        snapshots[epoch] = film.conductance().cpu()
+        ctx.on_epoch(record)
+
+    hopfield.train_texture(film, patterns, cfg.train.epochs, evaluate)
+    reached = [r["epoch"] for r in history if r["recall_accuracy"] >= cfg.train.target]
+    weights = film.read_weights()
+    accuracy, exact, recalled = _accuracy(weights, probes, targets, cfg.recall, ctx.cpu_generator)
+    metrics = {
+        "recall_accuracy": accuracy,
+        "exact_recall_rate": exact,
+        "epochs_to_target": float(reached[0] if reached else cfg.train.epochs + 1),
+        "recall_accuracy_other_mode": _accuracy(
+            weights, probes, targets, cfg.recall, ctx.cpu_generator, _other(cfg.recall.mode)
+        )[0],
+        "pattern_overlap_mean": sum(pairs) / max(len(pairs), 1),
+        "pattern_overlap_max": max(pairs, default=1.0),
+        "write_energy_j": film.write_energy_j,
+        "write_pulses": film.writes,
+        "read_energy_j": film.read_energy_j,
+    }
+    recalls = {"texture": recalled}
+    for rule in SOFTWARE_RULES:
+        w = hopfield.software_weights(rule, patterns, cfg.train.epochs, cfg.train.oja_lr)
+        metrics[f"recall_accuracy_{rule}"], metrics[f"exact_recall_rate_{rule}"], recalls[rule] = _accuracy(
+            w, probes, targets, cfg.recall, ctx.cpu_generator
+        )
+    first = [int((index == p).nonzero()[0]) for p in range(len(patterns))]  # one probe per pattern to show
+    artifacts = {
+        "patterns": patterns.cpu(),
+        "probes": probes[first].cpu(),
+        "recalls": {rule: states[first].cpu() for rule, states in recalls.items()},
+        "overlaps": overlaps.cpu(),
+        "letters": cfg.patterns.letters,
+        "snapshots": snapshots,
+        "g0_s": cfg.device.g0_s,
+    }
+    return SeedResult(metrics, history, artifacts)
+
+
+def _other(mode: str) -> str:
+    return "sync" if mode == "async" else "async"
+
+
+def plot_35(results: list[SeedResult], cfg: Hopfield35Config, out: Path) -> list[Path]:
+    art = results[0].artifacts
+    baselines = {
+        rule: sum(r.metrics[f"recall_accuracy_{rule}"] for r in results) / len(results)
+        for rule in SOFTWARE_RULES
+    }
+    return [
+        plots.hopfield_recalls(art, data.LETTER_SHAPE, out / "patterns_probes_recalls.png"),
+        plots.conductance_snapshots(art["snapshots"], art["g0_s"], out / "conductance.png"),
+        plots.recall_curve(
+            [r.history for r in results], baselines, cfg.train.target, out / "recall_curve.png"
+        ),
+    ]
+
+
+register(
+    Experiment(
+        name="hopfield-35",
+        summary="35-electrode texture film learns 5 similar 5x7 letters by itself; vs Hebbian, Storkey, Oja",
+        config_cls=Hopfield35Config,
+        run=run_35,
+        plot=plot_35,
+        targets=(
+            Target("recall_accuracy_mean", 0.95, PAPER),
+            Target("epochs_to_target_mean", 10, "acceptance (issue 6): the paper's ~9 epochs", False, False),
+        ),
+        seeds=5,
+        quick_seeds=3,
+    )
+)
+
+
+# --- capacity -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapacitySweepConfig(Validated):
+    """Network sizes, loads and probes of the capacity sweep."""
+
+    sizes: tuple[int, ...] = param((100, 400, 1000), "numbers of neurons N", ge=2, le=20_000, min_len=1)
+    alphas: tuple[float, ...] = param(
+        (0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7),
+        "loads alpha = P / N, ascending",
+        gt=0,
+        le=2,
+        min_len=1,
+    )
+    flip: float = param(0.1, "fraction of flipped bits in every probe", ge=0, le=0.5)
+    max_probes: int = param(100, "probes per load (one per pattern, the first patterns)", ge=1, le=100_000)
+    rules: tuple[str, ...] = param(hopfield.RULES, "rules compared", min_len=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [r for r in self.rules if r not in hopfield.RULES]
+        if unknown:
+            raise ConfigError(
+                f"rules = {list(self.rules)}: unknown {unknown} (known: {', '.join(hopfield.RULES)})"
+            )
+        if list(self.alphas) != sorted(set(self.alphas)):
+            raise ConfigError(f"alphas = {list(self.alphas)}: must be ascending without repeats")
+
+
+@dataclass(frozen=True)
+class CapacityConfig:
+    device: TextureParams = dataclasses.field(default_factory=TextureParams)
+    train: HopfieldTrainConfig = dataclasses.field(default_factory=lambda: HopfieldTrainConfig(epochs=20))
+    capacity: CapacitySweepConfig = dataclasses.field(default_factory=CapacitySweepConfig)
+    recall: RecallConfig = dataclasses.field(default_factory=RecallConfig)
+
+
+def random_patterns(count: int, n: int, generator: torch.Generator, device) -> torch.Tensor:
+    """``count`` independent uniform +-1 patterns of ``n`` bits."""
+    bits = torch.rand(count, n, generator=generator) < 0.5
+    return torch.where(bits, 1.0, -1.0).to(device)
+
+
+def rule_weights(rule: str, patterns: torch.Tensor, cfg, ctx: RunContext) -> torch.Tensor:
+    """Weights of any rule: the software ones computed, the texture's read from a trained film."""
+    if rule != "texture":
+        return hopfield.software_weights(rule, patterns, cfg.train.epochs, cfg.train.oja_lr)
+    film = TextureFilm(cfg.device, patterns.shape[1], ctx.generator, ctx.device)
+    hopfield.train_texture(film, patterns, cfg.train.epochs)
+    return film.read_weights()
+
+
+def largest_alpha(rows: list[dict], key: str, threshold: float) -> float:
+    """Largest alpha whose value under ``key`` reaches ``threshold`` (0 when none does)."""
+    return max((r["alpha"] for r in rows if r[key] >= threshold), default=0.0)
+
+
+def run_capacity(cfg: CapacityConfig, ctx: RunContext) -> SeedResult:
+    sweep = cfg.capacity
+    history: list[dict] = []
+    metrics: dict[str, float] = {}
+    for n in sweep.sizes:
+        rows = []
+        for alpha in sweep.alphas:
+            count = max(1, round(alpha * n))
+            patterns = random_patterns(count, n, ctx.cpu_generator, ctx.device)
+            shown = min(count, sweep.max_probes)
+            probes, index = hopfield.flip_probes(
+                patterns[:shown], 1, sweep.flip, sweep.flip, ctx.cpu_generator
+            )
+            record: dict = {"n": n, "alpha": alpha, "patterns": count}
+            for rule in sweep.rules:
+                weights = rule_weights(rule, patterns, cfg, ctx)
+                result = hopfield.recall(
+                    weights, probes, cfg.recall.mode, ctx.cpu_generator, cfg.recall.max_sweeps
+                )
+                record[f"overlap_{rule}"] = float(hopfield.overlap(result.states, patterns[index]).mean())
+            rows.append(record)
+            history.append(record)
+            ctx.on_epoch(record)
+        for rule in sweep.rules:
+            metrics[f"capacity_alpha_{rule}_n{n}"] = largest_alpha(rows, f"overlap_{rule}", 0.95)
+    return SeedResult(metrics, history)
+
+
+def plot_capacity(results: list[SeedResult], cfg: CapacityConfig, out: Path) -> list[Path]:
+    return [plots.capacity_curves(results[0].history, cfg.capacity.rules, out / "capacity.png")]
+
+
+register(
+    Experiment(
+        name="hopfield-capacity",
+        summary="capacity vs N (100, 400, 1000): overlap vs load per rule, texture beside the baselines",
+        config_cls=CapacityConfig,
+        run=run_capacity,
+        plot=plot_capacity,
+        targets=(
+            Target("capacity_alpha_hebbian_n100_mean", 0.08, "finite-size Hebbian band (issue 6)", False),
+            Target(
+                "capacity_alpha_hebbian_n100_mean", 0.2, "finite-size Hebbian band (issue 6)", False, False
+            ),
+        ),
+        epochs_of=lambda cfg: len(cfg.capacity.sizes) * len(cfg.capacity.alphas),
+        quick={"capacity.sizes": (100, 400), "capacity.alphas": (0.05, 0.1, 0.125, 0.15, 0.2, 0.3, 0.4)},
+    )
+)
+
+
+# --- similarity -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimilaritySweepConfig(Validated):
+    """Families of patterns drawn around one prototype, with a set pairwise similarity."""
+
+    n_nodes: int = param(100, "neurons N", ge=2, le=20_000)
+    n_patterns: int = param(10, "patterns per family", ge=2, le=100_000)
+    similarities: tuple[float, ...] = param(
+        (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+        "expected pairwise overlaps, ascending",
+        ge=0,
+        lt=1,
+        min_len=1,
+    )
+    rules: tuple[str, ...] = param(hopfield.RULES, "rules compared", min_len=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [r for r in self.rules if r not in hopfield.RULES]
+        if unknown:
+            raise ConfigError(
+                f"rules = {list(self.rules)}: unknown {unknown} (known: {', '.join(hopfield.RULES)})"
+            )
+
+
+@dataclass(frozen=True)
+class SimilarityConfig:
+    device: TextureParams = dataclasses.field(default_factory=TextureParams)
+    train: HopfieldTrainConfig = dataclasses.field(default_factory=HopfieldTrainConfig)
+    similar: SimilaritySweepConfig = dataclasses.field(default_factory=SimilaritySweepConfig)
+    probes: ProbeConfig = dataclasses.field(default_factory=lambda: ProbeConfig(per_pattern=5, flip_max=0.1))
+    recall: RecallConfig = dataclasses.field(default_factory=RecallConfig)
+
+
+def similar_patterns(
+    count: int, n: int, similarity: float, generator: torch.Generator, device
+) -> torch.Tensor:
+    """Patterns that each flip every bit of a random prototype with probability (1 - sqrt(m)) / 2.
+
+    Two such patterns agree with the prototype independently, so their expected overlap is
+    (1 - 2p)^2 = m.
+    """
+    prototype = random_patterns(1, n, generator, "cpu")
+    p = (1 - similarity**0.5) / 2
+    flips = torch.rand(count, n, generator=generator) < p
+    return (prototype * torch.where(flips, -1.0, 1.0)).to(device)
+
+
+def _percent(value: float) -> str:
+    return f"{round(100 * value):d}"
+
+
+def run_similar(cfg: SimilarityConfig, ctx: RunContext) -> SeedResult:
+    sweep = cfg.similar
+    history: list[dict] = []
+    metrics: dict[str, float] = {}
+    for similarity in sweep.similarities:
+        patterns = similar_patterns(
+            sweep.n_patterns, sweep.n_nodes, similarity, ctx.cpu_generator, ctx.device
+        )
+        overlaps = hopfield.overlap(patterns[:, None, :], patterns[None, :, :])
+        off_diagonal = ~torch.eye(len(patterns), dtype=torch.bool, device=overlaps.device)
+        probes, index = hopfield.flip_probes(
+            patterns, cfg.probes.per_pattern, cfg.probes.flip_min, cfg.probes.flip_max, ctx.cpu_generator
+        )
+        record: dict = {"similarity": similarity, "measured_similarity": float(overlaps[off_diagonal].mean())}
+        for rule in sweep.rules:
+            weights = rule_weights(rule, patterns, cfg, ctx)
+            record[f"recall_{rule}"] = _accuracy(
+                weights, probes, patterns[index], cfg.recall, ctx.cpu_generator
+            )[0]
+            metrics[f"recall_{rule}_sim{_percent(similarity)}"] = record[f"recall_{rule}"]
+        history.append(record)
+        ctx.on_epoch(record)
+    for rule in sweep.rules:
+        good = [r["similarity"] for r in history if r[f"recall_{rule}"] >= cfg.train.target]
+        metrics[f"max_similarity_{rule}"] = max(good, default=0.0)
+    return SeedResult(metrics, history)
+
+
+def plot_similar(results: list[SeedResult], cfg: SimilarityConfig, out: Path) -> list[Path]:
+    return [plots.similarity_curves(results[0].history, cfg.similar.rules, out / "recall_vs_similarity.png")]
+
+
+register(
+    Experiment(
+        name="hopfield-similar",
+        summary="recall vs similarity of the stored patterns (N=100, 10 patterns), texture vs software rules",
+        config_cls=SimilarityConfig,
+        run=run_similar,
+        plot=plot_similar,
+        epochs_of=lambda cfg: len(cfg.similar.similarities),
+        quick={"similar.similarities": (0.0, 0.2, 0.4, 0.6, 0.8)},
+    )
+)
