@@ -70,6 +70,10 @@ class LettersConfig(Validated):
         "BEFPR", "letters A-Z to store; the default five share 67 % of their pixels on average"
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        data.letter_patterns(self.letters)  # refuses unknown or repeated letters at construction
+
 
 @dataclass(frozen=True)
 class Hopfield35Config:
