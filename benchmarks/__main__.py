@@ -9,9 +9,9 @@ import argparse
 import json
 import sys
 
-from benchmarks import afd_vs_torch
+from benchmarks import afd_vs_torch, hopfield_n1000
 
-BENCHMARKS = {"afd_vs_torch": afd_vs_torch.run}
+BENCHMARKS = {"afd_vs_torch": afd_vs_torch.run, "hopfield_n1000": hopfield_n1000.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,3 +41,15 @@ def test_mnist_kd_student_reaches_the_paper_and_beats_no_kd(tmp_path):
     metrics = run_summary(tmp_path, "mnist-kd")["metrics"]
     assert metrics["test_accuracy_mean"] >= 0.972
     assert metrics["test_accuracy_mean"] > metrics["student_no_kd_accuracy_mean"]
+
+
+def test_hopfield_35_meets_the_paper_on_five_seeds(tmp_path):
+    metrics = run_summary(tmp_path, "hopfield-35", "--seeds", "5")["metrics"]
+    assert metrics["recall_accuracy_mean"] >= 0.95 and metrics["epochs_to_target_mean"] <= 10
+
+
+def test_hopfield_capacity_hebbian_in_the_theory_band_and_texture_beside_it(tmp_path):
+    metrics = run_summary(tmp_path, "hopfield-capacity")["metrics"]
+    assert 0.08 <= metrics["capacity_alpha_hebbian_n100_mean"] <= 0.2
+    for n in (100, 400, 1000):
+        assert metrics[f"capacity_alpha_texture_n{n}_mean"] >= metrics[f"capacity_alpha_hebbian_n{n}_mean"]
