@@ -124,12 +124,12 @@ def test_mean_dwell_times_match_tau_p_and_tau_ap():
 
 
 def test_autocorrelation_decays_with_the_sum_of_the_rates():
-    dt = 2e-6
+    dt = 10e-6  # K dt ~ 0.4: a first-flip step rule would decay visibly faster than exp(-K t)
     p = SMTJParams(dt_s=dt, **IDEAL)
     device = SMTJ(p)
     pop = device.nominal(2000, dtype=F64)
     current = 5e-6
-    trace, _ = device.simulate(pop, 3000, gen(3), current)  # starts in the steady state
+    trace, _ = device.simulate(pop, 2000, gen(3), current)  # starts in the steady state
     tau_p, tau_ap = (t[0].item() for t in device.dwell_times(pop, current))
     rate = 1 / tau_p + 1 / tau_ap
     s = trace.numpy()
@@ -137,9 +137,9 @@ def test_autocorrelation_decays_with_the_sum_of_the_rates():
     assert s.mean() == pytest.approx(mean, abs=0.02)
     x = s - s.mean()
     var = (x * x).mean()
-    for lag in (1, 5, 10, 20, 30):
+    for lag in (1, 2, 3, 5, 8):
         measured = (x[lag:] * x[:-lag]).mean() / var
-        assert measured == pytest.approx(math.exp(-rate * lag * dt), abs=0.02), lag
+        assert measured == pytest.approx(math.exp(-rate * lag * dt), abs=0.01), lag
 
 
 def test_mean_state_follows_current_and_field_from_any_start():

@@ -107,7 +107,8 @@ class SMTJParams(Validated):
 
     Defaults [I] are chosen for the authors' device class: R_P = RA / area = 15 Ohm um^2 over a
     60 nm disc [S]; Delta = 11 gives tau = e^11 ns ~ 60 us at zero bias, so at the authors' 5 us
-    sampling a device flips with probability ~ 0.08 per sample, as in their noise statistics [C].
+    sampling (read current 1 uA) the state differs from the previous sample with probability 0.076,
+    near the 0.0809 of their telegraph statistics [C].
     """
 
     tau0_s: float = param(1e-9, "attempt time tau_0 (s)", ge=1e-13, le=1e-6)
