@@ -125,6 +125,13 @@ def digital_baseline_train_j(model: nn.Module, samples: int, config: EnergyConfi
     return macs * (config.mac_j + 2 * config.sram_word_j) + 2 * neurons * config.activation_j
 
 
+def digital_delta_rule_train_j(n_nodes: int, presentations: int, config: EnergyConfig) -> float:
+    """A Hopfield film's learning computed digitally: per pattern presentation the field W s (N^2 MACs)
+    and the rank-2 weight update (2 N^2 MACs), each MAC with two SRAM word reads."""
+    macs = 3 * n_nodes**2 * presentations
+    return macs * (config.mac_j + 2 * config.sram_word_j)
+
+
 def summarise(ledger: Ledger, model: nn.Module, train_samples: int, eval_samples: int) -> dict[str, float]:
     """Flat energy summary of one seed: totals, per-category breakdowns and the digital baseline."""
     out: dict[str, float] = {
@@ -151,7 +158,7 @@ def table_rows(energy: dict[str, float]) -> list[tuple[str, str]]:
         ("baseline / device", f"{ratio:.3g}x"),
         ("calibration (once)", f"{energy['calibration_j']:.4g} J"),
         ("inference, one sample", f"{energy['inference_j']:.4g} J"),
-        ("device read time (train)", f"{energy['device_read_time_s']:.4g} s"),
+        ("device time (train)", f"{energy['device_read_time_s']:.4g} s"),
     ]
     rows += [(f"  train: {category}", f"{joules:.4g} J") for category, joules in breakdown(energy).items()]
     return rows

@@ -161,7 +161,12 @@ def test_hopfield_35_recalls_similar_letters_within_ten_epochs(tmp_path):
     assert metrics["recall_accuracy_mean"] >= 0.95 and metrics["epochs_to_target_mean"] <= 10
     assert metrics["pattern_overlap_mean_mean"] > 0.6
     assert metrics["recall_accuracy_hebbian_mean"] < metrics["recall_accuracy_mean"]
-    assert {"patterns_probes_recalls.png", "conductance.png", "recall_curve.png"} <= set(summary["plots"])
+    assert {"patterns_probes_recalls.png", "conductance.png", "recall_curve.png", "energy.png"} <= set(
+        summary["plots"]
+    )
+    energy = summary["energy"]
+    assert energy["train_j"] == pytest.approx(metrics["write_energy_j_mean"])
+    assert energy["digital_baseline_train_j"] == pytest.approx(3 * 35**2 * 50 * (4.6e-12 + 2 * 5e-12))
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 10 and "recall_accuracy" in json.loads(lines[0])
 

@@ -23,6 +23,7 @@ import torch
 from spinlearn import data, plots
 from spinlearn._fields import Validated, param
 from spinlearn.devices.texture import TextureFilm, TextureParams
+from spinlearn.energy import EnergyConfig, digital_delta_rule_train_j
 from spinlearn.errors import ConfigError
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
 from spinlearn.learning import hopfield
@@ -82,6 +83,7 @@ class Hopfield35Config:
     patterns: LettersConfig = dataclasses.field(default_factory=LettersConfig)
     probes: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
     recall: RecallConfig = dataclasses.field(default_factory=RecallConfig)
+    energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
 
 
 def _accuracy(weights: torch.Tensor, probes, targets, recall_cfg: RecallConfig, generator, mode=None):
@@ -145,7 +147,21 @@ def run_35(cfg: Hopfield35Config, ctx: RunContext) -> SeedResult:
         "snapshots": snapshots,
         "g0_s": cfg.device.g0_s,
     }
-    return SeedResult(metrics, history, artifacts)
+    return SeedResult(metrics, history, artifacts, _energy(film, cfg.energy))
+
+
+def _energy(film: TextureFilm, config: EnergyConfig) -> dict[str, float]:
+    """The film's training energy (Joule heat of the pulses) beside the same learning done digitally."""
+    one_read_j = film.read_energy_j / max(film.reads // (film.n * (film.n - 1) // 2), 1)
+    return {
+        "train_j": film.write_energy_j,
+        "train_texture_pulse_j": film.write_energy_j,
+        "train_texture_pulse_count": film.writes,
+        "calibration_j": 0.0,
+        "inference_j": one_read_j,
+        "digital_baseline_train_j": digital_delta_rule_train_j(film.n, film.writes, config),
+        "device_read_time_s": film.writes * film.params.pulse_s,
+    }
 
 
 def _other(mode: str) -> str:
