@@ -234,3 +234,16 @@ def similarity_curves(history: list[dict], rules: tuple[str, ...], path: Path) -
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def noise_trace(trace: np.ndarray, kind: str, path: Path) -> Path:
+    """Successive noise samples of a few nodes of the first layer (one line per node)."""
+    fig, ax = _pyplot().subplots(figsize=(6, 3))
+    for k, row in enumerate(np.asarray(trace)):
+        ax.plot(np.arange(len(row)), row * 1e3, lw=0.8, color=f"C{k}", label=f"node {k}")
+    ax.set_xlabel("sample (time)")
+    ax.set_ylabel("perturbation (mV, or mV-equivalent)")
+    ax.set_title(f"noise of the first layer's nodes: {kind}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

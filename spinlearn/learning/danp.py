@@ -108,7 +108,7 @@ from spinlearn.devices.smtj import AUTHORS_NOISE, TelegraphNoise, TraceNoise
 from spinlearn.errors import ConfigError, TrainingDiverged
 
 VARIANTS = ("danp", "np")
-NOISE_KINDS = ("gaussian", "bernoulli", "centred_bernoulli", "smtj", "trace")
+NOISE_KINDS = ("gaussian", "bernoulli", "centred_bernoulli", "smtj", "smtj_device", "trace")
 #: Noise scale per kind when ``NoiseConfig.sigma`` is null: the authors' runs use 1 for device noise
 #: (sMTJ, simulated or measured) and 0.0125 for Bernoulli noise [C]; Gaussian takes the same [I].
 DEFAULT_SIGMA = {
@@ -116,6 +116,7 @@ DEFAULT_SIGMA = {
     "bernoulli": 0.0125,
     "centred_bernoulli": 0.0125,
     "smtj": 1.0,
+    "smtj_device": 1.0,
     "trace": 1.0,
 }
 #: The authors' Adam learning rate for the noise-based MNIST runs [C].
@@ -154,7 +155,8 @@ class NoiseConfig(Validated):
     kind: str = param(
         "smtj",
         "gaussian (sigma N(0,1)), bernoulli (sigma {0,1}, the authors'), centred_bernoulli "
-        "(sigma ({0,1} - 1/2)), smtj (the authors' simulated sMTJ telegraph noise), trace (a measured trace)",
+        "(sigma ({0,1} - 1/2)), smtj (the authors' simulated sMTJ telegraph noise), smtj_device (a few "
+        "simulated sMTJ devices, Neel-Arrhenius physics), trace (a measured trace)",
         choices=NOISE_KINDS,
     )
     sigma: float | None = param(
@@ -168,6 +170,12 @@ class NoiseConfig(Validated):
         None, "kind trace: CSV/parquet file or directory of chunks (column trace_column), in volts"
     )
     trace_column: str = param("V", "kind trace: the column holding the voltage")
+    devices: int = param(
+        4,
+        "kind smtj_device: simulated sMTJs (devices.smtj physics) whose samples feed every node",
+        ge=1,
+        le=10**6,
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -278,6 +286,42 @@ class TraceLayerNoise:
         return self.trace.sample(n_rows)
 
 
+class DeviceNoise:
+    """Read voltages of ``devices`` simulated sMTJs (:mod:`spinlearn.devices.smtj` physics, default
+    parameters, device-to-device spread) times ``sigma``, shared by the layer's nodes as in the
+    paper's hardware demo: the devices' samples, taken in time order, are dealt to the nodes row by
+    row (node ``j`` of row ``r`` gets stream sample ``r * width + j``, from device
+    ``(r * width + j) % devices``). The devices' states persist across calls."""
+
+    def __init__(
+        self,
+        width: int,
+        generator: torch.Generator,
+        sigma: float = 1.0,
+        devices: int = 4,
+        dtype=torch.float32,
+    ) -> None:
+        from spinlearn.devices.smtj import SMTJ, SMTJParams
+
+        self.width, self.sigma, self.generator, self.dtype = width, sigma, generator, dtype
+        self.model = SMTJ(SMTJParams())
+        self.population = self.model.sample(devices, generator, dtype=torch.float64)
+        self.state: torch.Tensor | None = None
+
+    def __call__(self, n_rows: int) -> torch.Tensor:
+        devices = self.population.size
+        steps = -(-n_rows * self.width // devices)
+        trace, self.state = self.model.simulate(
+            self.population, steps, self.generator, state=self.state, output="voltage"
+        )
+        stream = trace.reshape(-1)[: n_rows * self.width]
+        return (self.sigma * stream.reshape(n_rows, self.width)).to(self.dtype)
+
+
+def _smtj_device(width, generator, config, dtype=torch.float32):
+    return DeviceNoise(width, generator, config.scale, config.devices, dtype)
+
+
 def _gaussian(width, generator, config, dtype=torch.float32):
     return GaussianNoise(width, generator, config.scale, dtype)
 
@@ -304,6 +348,7 @@ NOISE_SOURCES: dict[str, Callable[..., NoiseSource]] = {
     "bernoulli": _bernoulli,
     "centred_bernoulli": _centred_bernoulli,
     "smtj": _smtj,
+    "smtj_device": _smtj_device,
     "trace": _trace,
 }
 
@@ -599,6 +644,7 @@ __all__ = [
     "DANPConfig",
     "DANPNetwork",
     "DANPStepResult",
+    "DeviceNoise",
     "GaussianNoise",
     "NoiseConfig",
     "NoiseSource",
