@@ -9,9 +9,13 @@ import argparse
 import json
 import sys
 
-from benchmarks import afd_vs_torch, hopfield_n1000
+from benchmarks import afd_vs_torch, danp_vs_bp, hopfield_n1000
 
-BENCHMARKS = {"afd_vs_torch": afd_vs_torch.run, "hopfield_n1000": hopfield_n1000.run}
+BENCHMARKS = {
+    "afd_vs_torch": afd_vs_torch.run,
+    "danp_vs_bp": danp_vs_bp.run,
+    "hopfield_n1000": hopfield_n1000.run,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

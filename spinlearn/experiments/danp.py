@@ -231,7 +231,10 @@ def _base(**sections) -> DANPExperimentConfig:
 
 
 #: Our DANP schedule (mnist-danp-tuned): see the README for the sweep that chose it.
-TUNED = {"train": {"epochs": 50, "lr": 4e-4, "lr_decay": "cosine", "lr_final": 0.05}}
+TUNED = {
+    "train": {"epochs": 50, "lr": 1e-3, "lr_decay": "cosine", "lr_final": 0.05},
+    "rule": {"decor_lr": 1e-5},
+}
 QUICK_MNIST = {"data.train_subset": 10_000, "train.epochs": 2}
 EPOCHS = lambda cfg: cfg.train.epochs  # noqa: E731
 
@@ -253,7 +256,7 @@ register(
 register(
     Experiment(
         name="mnist-danp-tuned",
-        summary="MNIST 3x500, DANP with sMTJ noise on our schedule (Adam 4e-4, cosine, 50 epochs); BP beside",
+        summary="MNIST 3x500, DANP with sMTJ noise on our schedule (Adam 1e-3 cosine, decor 1e-5, 50 epochs)",
         config_cls=DANPExperimentConfig,
         base_config=lambda: _base(compare={"gaussian": False}, **TUNED),
         run=_run,
