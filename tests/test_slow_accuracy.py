@@ -53,3 +53,20 @@ def test_hopfield_capacity_hebbian_in_the_theory_band_and_texture_beside_it(tmp_
     assert 0.08 <= metrics["capacity_alpha_hebbian_n100_mean"] <= 0.2
     for n in (100, 400, 1000):
         assert metrics[f"capacity_alpha_texture_n{n}_mean"] >= metrics[f"capacity_alpha_hebbian_n{n}_mean"]
+
+
+def test_mnist_danp_lands_within_one_point_of_the_authors_code(tmp_path):
+    metrics = run_summary(tmp_path, "mnist-danp")["metrics"]
+    assert abs(metrics["test_accuracy_mean"] - 0.912) <= 0.01  # their code, same settings, seed 42
+    assert metrics["bp_test_accuracy_mean"] > metrics["test_accuracy_mean"]
+
+
+def test_mnist_danp_tuned_reaches_96_percent_within_50_epochs(tmp_path):
+    metrics = run_summary(tmp_path, "mnist-danp-tuned")["metrics"]
+    assert metrics["test_accuracy_mean"] >= 0.96
+
+
+def test_smtj_small_network_reaches_90_percent(tmp_path):
+    assert (
+        run_summary(tmp_path, "smtj-small-network", "--seeds", "5")["metrics"]["test_accuracy_mean"] >= 0.90
+    )
