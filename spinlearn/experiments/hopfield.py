@@ -203,6 +203,12 @@ register(
 # --- capacity -------------------------------------------------------------------------------------
 
 
+def check_rules(rules: tuple[str, ...]) -> None:
+    unknown = [r for r in rules if r not in hopfield.RULES]
+    if unknown:
+        raise ConfigError(f"rules = {list(rules)}: unknown {unknown} (known: {', '.join(hopfield.RULES)})")
+
+
 @dataclass(frozen=True)
 class CapacitySweepConfig(Validated):
     """Network sizes, loads and probes of the capacity sweep."""
@@ -221,11 +227,7 @@ class CapacitySweepConfig(Validated):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        unknown = [r for r in self.rules if r not in hopfield.RULES]
-        if unknown:
-            raise ConfigError(
-                f"rules = {list(self.rules)}: unknown {unknown} (known: {', '.join(hopfield.RULES)})"
-            )
+        check_rules(self.rules)
         if list(self.alphas) != sorted(set(self.alphas)):
             raise ConfigError(f"alphas = {list(self.alphas)}: must be ascending without repeats")
 
@@ -253,9 +255,9 @@ def rule_weights(rule: str, patterns: torch.Tensor, cfg, ctx: RunContext) -> tor
     return film.read_weights()
 
 
-def largest_alpha(rows: list[dict], key: str, threshold: float) -> float:
-    """Largest alpha whose value under ``key`` reaches ``threshold`` (0 when none does)."""
-    return max((r["alpha"] for r in rows if r[key] >= threshold), default=0.0)
+def largest_passing(rows: list[dict], x: str, key: str, threshold: float) -> float:
+    """Largest ``row[x]`` whose ``row[key]`` reaches ``threshold`` (0 when none does)."""
+    return max((r[x] for r in rows if r[key] >= threshold), default=0.0)
 
 
 def run_capacity(cfg: CapacityConfig, ctx: RunContext) -> SeedResult:
@@ -282,7 +284,7 @@ def run_capacity(cfg: CapacityConfig, ctx: RunContext) -> SeedResult:
             history.append(record)
             ctx.on_epoch(record)
         for rule in sweep.rules:
-            metrics[f"capacity_alpha_{rule}_n{n}"] = largest_alpha(rows, f"overlap_{rule}", 0.95)
+            metrics[f"capacity_alpha_{rule}_n{n}"] = largest_passing(rows, "alpha", f"overlap_{rule}", 0.95)
     return SeedResult(metrics, history)
 
 
@@ -329,11 +331,7 @@ class SimilaritySweepConfig(Validated):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        unknown = [r for r in self.rules if r not in hopfield.RULES]
-        if unknown:
-            raise ConfigError(
-                f"rules = {list(self.rules)}: unknown {unknown} (known: {', '.join(hopfield.RULES)})"
-            )
+        check_rules(self.rules)
 
 
 @dataclass(frozen=True)
@@ -386,8 +384,9 @@ def run_similar(cfg: SimilarityConfig, ctx: RunContext) -> SeedResult:
         history.append(record)
         ctx.on_epoch(record)
     for rule in sweep.rules:
-        good = [r["similarity"] for r in history if r[f"recall_{rule}"] >= cfg.train.target]
-        metrics[f"max_similarity_{rule}"] = max(good, default=0.0)
+        metrics[f"max_similarity_{rule}"] = largest_passing(
+            history, "similarity", f"recall_{rule}", cfg.train.target
+        )
     return SeedResult(metrics, history)
 
 
