@@ -232,7 +232,7 @@ def _base(**sections) -> DANPExperimentConfig:
 
 #: Our DANP schedule (mnist-danp-tuned): see the README for the sweep that chose it.
 TUNED = {
-    "train": {"epochs": 50, "lr": 1e-3, "lr_decay": "cosine", "lr_final": 0.05},
+    "train": {"epochs": 50, "batch_size": 256, "lr": 1e-3, "lr_decay": "cosine", "lr_final": 0.05},
     "rule": {"decor_lr": 1e-5},
 }
 QUICK_MNIST = {"data.train_subset": 10_000, "train.epochs": 2}
@@ -256,7 +256,7 @@ register(
 register(
     Experiment(
         name="mnist-danp-tuned",
-        summary="MNIST 3x500, DANP with sMTJ noise on our schedule (Adam 1e-3 cosine, decor 1e-5, 50 epochs)",
+        summary="MNIST 3x500, DANP with sMTJ noise on our schedule (batch 256, Adam 1e-3 cosine, decor 1e-5)",
         config_cls=DANPExperimentConfig,
         base_config=lambda: _base(compare={"gaussian": False}, **TUNED),
         run=_run,
