@@ -40,9 +40,9 @@ def test_digits_danp_compares_every_variant(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["noise.kind=trace"], "trace"),
+        (["device.kind=trace"], "trace"),
         (["data.dataset=iris", "data.train_subset=10"], "train_subset"),
-        (["noise.kind=trace", "noise.trace_path=/nonexistent.csv", "data.dataset=digits"], "nonexistent"),
+        (["device.kind=trace", "device.trace_path=/nonexistent.csv", "data.dataset=digits"], "nonexistent"),
         (["rule.variant=backprop"], "variant"),
     ],
 )

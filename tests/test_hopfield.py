@@ -196,7 +196,7 @@ def test_capacity_and_similarity_sweeps_write_their_metrics(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("patterns.letters=E1", "letters"),
+        ("data.letters=E1", "letters"),
         ("probes.flip_min=0.3", "flip_min"),
         ("device.v0_v=0.05", "never move"),
         ("capacity.rules=[hebbian, magic]", "magic"),

@@ -86,7 +86,7 @@ class DANPExperimentConfig:
     data: DANPData = dataclasses.field(default_factory=DANPData)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     rule: danp.DANPConfig = dataclasses.field(default_factory=danp.DANPConfig)
-    noise: danp.NoiseConfig = dataclasses.field(default_factory=danp.NoiseConfig)
+    device: danp.NoiseConfig = dataclasses.field(default_factory=danp.NoiseConfig)  # the sMTJ noise devices
     train: DANPTrainConfig = dataclasses.field(default_factory=DANPTrainConfig)
     compare: CompareConfig = dataclasses.field(default_factory=CompareConfig)
 
@@ -142,9 +142,9 @@ class Variant:
 def _variants(cfg: DANPExperimentConfig, sizes: list[int], ctx: RunContext) -> list[Variant]:
     """Every variant starts from the same initial weights (the same init seed)."""
     init_seed = int(torch.randint(2**62, (1,), generator=ctx.cpu_generator))
-    specs = [("danp", cfg.rule, cfg.noise, False)]
+    specs = [("danp", cfg.rule, cfg.device, False)]
     if cfg.compare.np:
-        specs.append(("np", dataclasses.replace(cfg.rule, variant="np"), cfg.noise, False))
+        specs.append(("np", dataclasses.replace(cfg.rule, variant="np"), cfg.device, False))
     if cfg.compare.gaussian:
         specs.append(("gaussian", cfg.rule, danp.NoiseConfig(kind="gaussian"), False))
     if cfg.compare.bp:
@@ -195,7 +195,7 @@ def run(cfg: DANPExperimentConfig, ctx: RunContext) -> SeedResult:
         ctx.on_epoch(record)
     metrics = {k: v for k, v in history[-1].items() if k != "epoch"}
     trace = variants[0].net.noise_sources[0](400)[:, :3].T.cpu().numpy()  # 400 samples of 3 nodes
-    return SeedResult(metrics, history, {"noise_trace": trace, "noise_kind": cfg.noise.kind})
+    return SeedResult(metrics, history, {"noise_trace": trace, "noise_kind": cfg.device.kind})
 
 
 def plot(results: list[SeedResult], cfg: DANPExperimentConfig, out: Path) -> list[Path]:
@@ -204,7 +204,7 @@ def plot(results: list[SeedResult], cfg: DANPExperimentConfig, out: Path) -> lis
     runs = {}
     for name in names:
         key = "test_accuracy" if name == "danp" else f"{name}_test_accuracy"
-        label = f"DANP ({cfg.noise.kind} noise)" if name == "danp" else VARIANT_LABELS[name]
+        label = f"DANP ({cfg.device.kind} noise)" if name == "danp" else VARIANT_LABELS[name]
         runs[label] = [[{"test_accuracy": r[key]} for r in h] for h in histories]
     art = results[0].artifacts
     return [
@@ -235,7 +235,7 @@ TUNED = {
     "train": {"epochs": 50, "batch_size": 256, "lr": 1e-3, "lr_decay": "cosine", "lr_final": 0.05},
     "rule": {"decor_lr": 1e-5},
 }
-QUICK_MNIST = {"data.train_subset": 10_000, "train.epochs": 2}
+QUICK_MNIST = {"data.train_subset": 5_000, "train.epochs": 1, "compare.gaussian": False}
 EPOCHS = lambda cfg: cfg.train.epochs  # noqa: E731
 
 register(
@@ -290,7 +290,7 @@ register(
         base_config=lambda: _base(
             data={"dataset": "iris"},
             model={"hidden": (16,)},
-            noise={"kind": "smtj_device", "devices": 4},
+            device={"kind": "smtj_device", "devices": 4},
             train={"epochs": 60, "batch_size": 8, "lr": 1e-2, "lr_decay": "cosine", "bp_lr": 1e-2},
             compare={"gaussian": False},
         ),
@@ -299,6 +299,7 @@ register(
         targets=(Target("test_accuracy_mean", 0.90, "acceptance (issue 7)", False),),
         epochs_of=EPOCHS,
         seeds=5,
-        quick_seeds=3,
+        quick_seeds=2,
+        quick={"train.epochs": 20},
     )
 )

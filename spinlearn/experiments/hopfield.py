@@ -80,7 +80,7 @@ class LettersConfig(Validated):
 class Hopfield35Config:
     device: TextureParams = dataclasses.field(default_factory=TextureParams)
     train: HopfieldTrainConfig = dataclasses.field(default_factory=HopfieldTrainConfig)
-    patterns: LettersConfig = dataclasses.field(default_factory=LettersConfig)
+    data: LettersConfig = dataclasses.field(default_factory=LettersConfig)
     probes: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
     recall: RecallConfig = dataclasses.field(default_factory=RecallConfig)
     energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
@@ -93,7 +93,7 @@ def _accuracy(weights: torch.Tensor, probes, targets, recall_cfg: RecallConfig, 
 
 
 def run_35(cfg: Hopfield35Config, ctx: RunContext) -> SeedResult:
-    patterns = data.letter_patterns(cfg.patterns.letters, ctx.device)
+    patterns = data.letter_patterns(cfg.data.letters, ctx.device)
     n = patterns.shape[1]
     overlaps = hopfield.overlap(patterns[:, None, :], patterns[None, :, :])
     pairs = [float(overlaps[i, j]) for i, j in itertools.combinations(range(len(patterns)), 2)]
@@ -143,7 +143,7 @@ def run_35(cfg: Hopfield35Config, ctx: RunContext) -> SeedResult:
         "probes": probes[first].cpu(),
         "recalls": {rule: states[first].cpu() for rule, states in recalls.items()},
         "overlaps": overlaps.cpu(),
-        "letters": cfg.patterns.letters,
+        "letters": cfg.data.letters,
         "snapshots": snapshots,
         "g0_s": cfg.device.g0_s,
     }
