@@ -41,6 +41,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output directory (default runs/NAME)")
     run.add_argument("--device", default="cpu", help="cpu or cuda")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--backend",
+        default="simulated",
+        help="where the devices are: simulated (default) or visa (an instrument; needs --resource and "
+        "--set device.profile=FILE)",
+    )
+    run.add_argument(
+        "--resource", help="VISA resource of the instrument, e.g. TCPIP::127.0.0.1::5025::SOCKET"
+    )
+    _visa_library_arg(run)
+
+    inst = sub.add_parser("instrument", help="the virtual instrument (a SCPI server for tests and demos)")
+    inst_sub = inst.add_subparsers(dest="instrument_command", required=True, parser_class=_Parser)
+    serve = inst_sub.add_parser(
+        "serve", help="serve simulated MTJs behind a Keithley 2400-like SCPI instrument on loopback"
+    )
+    serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: a free one, printed)")
+    serve.add_argument("--profile", help="device profile YAML: the channel layout (default: 32 pairs)")
+    serve.add_argument("--seed", type=int, default=0, help="seed of the simulated devices and noise")
+    serve.add_argument("--variability", type=float, default=0.1, help="device-to-device spread")
+    serve.add_argument("--twin-mismatch", type=float, default=0.02, help="spread of a twin around its neuron")
+    serve.add_argument("--read-noise-v", type=float, default=1e-4, help="rms read noise (V)")
+    serve.add_argument("--breakdown-v", type=float, default=1.6, help="junction breakdown voltage (V)")
+    serve.add_argument("--max-list-points", type=int, default=100, help="source-list size (2400: 100)")
+    serve.add_argument("--log", help="append every command, reply and event to this file")
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:N]",
+        help="answer wrongly after N reading queries: garble, short, nan, silent or idn (repeatable)",
+    )
+    serve.add_argument("--lifetime-s", type=float, help="stop after this many seconds")
+
+    cal = sub.add_parser("calibrate", help="I-V sweep every device on an instrument, fit the MTJ model")
+    cal.add_argument("--resource", required=True, help="VISA resource of the instrument")
+    cal.add_argument("--out", required=True, help="fitted device profile to write (YAML)")
+    cal.add_argument("--profile", help="device profile with the limits and channels (default: built-in)")
+    cal.add_argument("--points", type=int, default=61, help="currents per device over +/- max_current_a")
+    cal.add_argument("--repeats", type=int, default=4, help="sweeps averaged (their spread: read noise)")
+    cal.add_argument("--plot", help="I-V and residual plot (default: OUT with .png)")
+    _visa_library_arg(cal)
 
     energy = sub.add_parser("energy", help="a run's energy: device training vs digital baseline")
     energy.add_argument("run_dir", help="a run's output directory (holding summary.json)")
@@ -55,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default="cpu", help="cpu or cuda")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _visa_library_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--visa-library",
+        default="@py",
+        help="PyVISA backend: @py (pyvisa-py, default), @ivi (a vendor VISA), FILE.yaml@sim (pyvisa-sim)",
+    )
 
 
 def _targets_text(exp) -> str:
@@ -95,7 +145,18 @@ def cmd_run(args) -> int:
     tree = config.load_yaml(args.config) if args.config else None
     cfg = config.build(exp.config_cls, exp.default_config(), tree, config.parse_overrides(args.overrides))
     out = args.out or f"runs/{exp.name}"
-    summary = run_experiment(exp, cfg, out, args.seed, args.seeds, args.device, args.quiet)
+    summary = run_experiment(
+        exp,
+        cfg,
+        out,
+        args.seed,
+        args.seeds,
+        args.device,
+        args.quiet,
+        backend=args.backend,
+        resource=args.resource,
+        visa_library=args.visa_library,
+    )
     for name, value in summary["metrics"].items():
         if name + "_mean" in summary["metrics"]:
             continue  # printed as <name>_mean
@@ -140,8 +201,123 @@ def cmd_energy(args) -> int:
     return 0
 
 
+def _fault_spec(items: list[str]) -> dict[str, int]:
+    from spinlearn.hardware.virtual import FAULTS
+
+    faults = {}
+    for item in items:
+        kind, _, after = item.partition(":")
+        if kind not in FAULTS:
+            raise UserInputError(f"--fault {item!r}: kind must be one of {', '.join(FAULTS)}")
+        try:
+            faults[kind] = int(after) if after else 0
+        except ValueError:
+            raise UserInputError(f"--fault {item!r}: N must be an integer") from None
+    return faults
+
+
+def cmd_instrument(args) -> int:
+    import signal
+    import threading
+
+    from spinlearn.devices.mtj import MTJParams
+    from spinlearn.errors import ConfigError
+    from spinlearn.hardware.profile import DeviceProfile
+    from spinlearn.hardware.virtual import InstrumentServer
+
+    profile = DeviceProfile.load(args.profile) if args.profile else DeviceProfile.default()
+    if not 0 <= args.port <= 65535:
+        raise UserInputError(f"--port must lie in 0..65535, got {args.port}")
+    for name in ("variability", "twin_mismatch", "breakdown_v"):
+        if not getattr(args, name) >= 0:
+            raise UserInputError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.max_list_points < 1:
+        raise UserInputError("--max-list-points must be >= 1")
+    try:
+        params = MTJParams(read_noise_v=args.read_noise_v)
+    except ConfigError as exc:
+        raise UserInputError(f"--{exc}") from None
+    try:
+        instrument = _make_instrument(profile, args, params)
+    except OSError as exc:
+        raise UserInputError(f"cannot open --log {args.log}: {exc.strerror or exc}") from None
+    try:
+        server = InstrumentServer(instrument, args.port)
+    except OSError as exc:
+        instrument.close()
+        raise UserInputError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with server:
+        print(f"listening on {server.resource} ({len(profile.pairs)} neuron/twin pairs)", flush=True)
+        try:
+            stop.wait(args.lifetime_s)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    print("stopped", flush=True)
+    return 0
+
+
+def _make_instrument(profile, args, params):
+    from spinlearn.hardware.virtual import VirtualInstrument
+
+    return VirtualInstrument(
+        profile,
+        params=params,
+        seed=args.seed,
+        variability=args.variability,
+        twin_mismatch=args.twin_mismatch,
+        breakdown_v=args.breakdown_v,
+        max_list_points=args.max_list_points,
+        faults=_fault_spec(args.fault),
+        log_path=args.log,
+        keep_log=False,
+    )
+
+
+def cmd_calibrate(args) -> int:
+    from pathlib import Path
+
+    from spinlearn.hardware.calibration import calibrate
+    from spinlearn.hardware.profile import DeviceProfile
+
+    limits = DeviceProfile.load(args.profile) if args.profile else DeviceProfile.default()
+    plot = args.plot or str(Path(args.out).with_suffix(".png"))
+    profile, fits, record = calibrate(
+        args.resource,
+        limits,
+        args.out,
+        plot=plot,
+        points=args.points,
+        repeats=args.repeats,
+        visa_library=args.visa_library,
+    )
+    print(f"{record['identity']} on {args.resource}: {len(fits)} devices, {record['readings']} readings")
+    print(f"{'device':<18}{'R_P ohm':>10}{'TMR0':>8}{'I0 uA':>9}{'Is uA':>8}{'V_h V':>8}{'rms mV':>8}")
+    for k, fit in enumerate(fits):
+        p, q = fit.params, fit.quality
+        v_half = f"{p.v_half_v:.3g}" if q["v_half_identified"] else "n.i."
+        name = f"pair {k // 2} {'twin' if k % 2 else 'neuron'}"
+        print(
+            f"{name:<18}{p.r_p_ohm:>10.1f}{p.tmr0:>8.3f}{p.i0_a * 1e6:>9.2f}{p.is_a * 1e6:>8.2f}"
+            f"{v_half:>8}{q['rms_residual_v'] * 1e3:>8.3f}"
+        )
+    n = profile.nominal
+    print(
+        f"median: R_P {n.r_p_ohm:.1f} ohm, TMR0 {n.tmr0:.3f}, I0 {n.i0_a * 1e6:.2f} uA, "
+        f"Is {n.is_a * 1e6:.2f} uA, V_h {n.v_half_v:.3g} V, read noise {n.read_noise_v * 1e3:.3g} mV "
+        f"(V_h identified on {record['v_half_identified']} of {len(fits)}; n.i.: not identified)"
+    )
+    print(f"wrote {args.out} and {plot}")
+    return 0
+
+
 COMMANDS = {
     "list": cmd_list,
+    "instrument": cmd_instrument,
+    "calibrate": cmd_calibrate,
     "show": cmd_show,
     "run": cmd_run,
     "energy": cmd_energy,

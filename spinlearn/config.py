@@ -33,6 +33,11 @@ class DeviceConfig(MTJParams):
         ge=0,
         le=1,
     )
+    profile: str | None = param(
+        None,
+        "device profile YAML from `spinlearn calibrate`: the simulated backend then uses its fitted "
+        "devices (and its median device for the scales); --backend visa its limits and channels",
+    )
 
     def mtj(self) -> MTJ:
         """The device kind these settings describe."""

@@ -88,6 +88,33 @@ def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Any]:
         yield lambda: bar.advance(task)
 
 
+def check_backend(backend: str, resource: str | None) -> None:
+    from spinlearn.hardware import BACKENDS
+
+    if backend not in BACKENDS:
+        raise UserInputError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "visa" and not resource:
+        raise UserInputError("--backend visa needs --resource (a VISA resource name, e.g. GPIB0::24::INSTR)")
+    if backend != "visa" and resource:
+        raise UserInputError("--resource names an instrument: use it with --backend visa")
+
+
+def record_backends(ctx: RunContext, result: SeedResult, name: str) -> dict[str, Any] | None:
+    """The description of the seed's backend; instrument figures added to its metrics."""
+    if not ctx.backends:
+        if ctx.backend != "simulated":
+            raise UserInputError(
+                f"{name} drives no devices through a backend: --backend {ctx.backend} has no use"
+            )
+        return None
+    figures: dict[str, float] = {}
+    for opened in ctx.backends:
+        for key, value in getattr(opened, "instrument_figures", dict)().items():
+            figures[key] = figures.get(key, 0.0) + value
+    result.metrics.update(figures)
+    return ctx.backends[0].describe()
+
+
 def run_experiment(
     experiment: Experiment,
     config: Any,
@@ -96,8 +123,17 @@ def run_experiment(
     n_seeds: int = 1,
     device: str = "cpu",
     quiet: bool = False,
+    backend: str = "simulated",
+    resource: str | None = None,
+    visa_library: str = "@py",
 ) -> dict[str, Any]:
-    """Run seeds ``seed .. seed + n_seeds - 1``, write the run directory, return the summary."""
+    """Run seeds ``seed .. seed + n_seeds - 1``, write the run directory, return the summary.
+
+    ``backend`` names where the devices are (``hardware.BACKENDS``); an instrument backend takes
+    the VISA ``resource``. Every backend a seed opens is closed when the seed ends, however it ends
+    (an instrument's output goes off), and its description lands in the summary as ``backend``.
+    """
+    check_backend(backend, resource)
     if n_seeds < 1:
         raise UserInputError(f"--seeds must be >= 1, got {n_seeds}")
     if seed < 0 or seed + n_seeds - 1 > MAX_SEED:
@@ -109,6 +145,7 @@ def run_experiment(
     started = time.perf_counter()
     results: list[SeedResult] = []
     records: list[dict] = []
+    described: dict[str, Any] | None = None
     total = n_seeds * experiment.epochs_of(config)
     with progress_bar(experiment.name, total, quiet) as advance:
         for s in range(seed, seed + n_seeds):
@@ -118,8 +155,22 @@ def run_experiment(
                 write_jsonl_atomic(out / "metrics.jsonl", records)  # progress visible during long runs
                 advance()
 
-            ctx = RunContext(seed=s, device=torch_device, out_dir=out, on_epoch=on_epoch)
-            results.append(experiment.run(config, ctx))
+            ctx = RunContext(
+                seed=s,
+                device=torch_device,
+                out_dir=out,
+                on_epoch=on_epoch,
+                backend=backend,
+                resource=resource,
+                visa_library=visa_library,
+            )
+            try:
+                result = experiment.run(config, ctx)
+                described = record_backends(ctx, result, experiment.name) or described
+            finally:
+                for opened in ctx.backends:
+                    opened.close()
+            results.append(result)
     plots = experiment.plot(results, config, out) if experiment.plot else []
     energy = aggregate_energy(results) if results[0].energy else None
     if energy:
@@ -137,6 +188,7 @@ def run_experiment(
         "runtime_s": round(time.perf_counter() - started, 3),
         "device": torch_device.type,
         **({"energy": energy} if energy else {}),
+        **({"backend": described} if described else {}),
         "plots": [p.name for p in plots],
         "spinlearn_version": __version__,
     }

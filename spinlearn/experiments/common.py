@@ -11,7 +11,7 @@ from spinlearn._fields import Validated, param
 from spinlearn.config import DeviceConfig
 from spinlearn.energy import Ledger
 from spinlearn.experiments.registry import RunContext
-from spinlearn.hardware import Backend, SimulatedBackend
+from spinlearn.hardware import BACKENDS, Backend
 from spinlearn.learning.afd import AFDConfig
 from spinlearn.nn import MTJActivation, mlp
 
@@ -27,10 +27,10 @@ class MLPConfig(Validated):
 def make_backend(
     device_cfg: DeviceConfig, ctx: RunContext, dtype=torch.float32, ledger: Ledger | None = None
 ) -> Backend:
-    """The backend a run trains through (the simulator; instruments plug in here)."""
-    backend = SimulatedBackend(
-        device_cfg.mtj(), ctx.generator, twin_mismatch=device_cfg.twin_mismatch, dtype=dtype
-    )
+    """The backend a run trains through: ``ctx.backend`` (the simulator unless the run names an
+    instrument), registered on ``ctx`` so that the runner records and closes it."""
+    backend = BACKENDS[ctx.backend].from_run(device_cfg, ctx, dtype)
+    ctx.backends.append(backend)
     backend.ledger = ledger
     return backend
 

@@ -38,12 +38,19 @@ class SeedResult:
 
 @dataclass
 class RunContext:
-    """What an experiment's ``run`` gets besides its config: seed, device, generators, progress."""
+    """What an experiment's ``run`` gets besides its config: seed, device, generators, progress,
+    and where its devices are (``backend``: a name of ``hardware.BACKENDS``; ``resource`` and
+    ``visa_library`` for an instrument). Backends made for the run are kept in ``backends``: the
+    runner reads their description and instrument figures, and closes them."""
 
     seed: int
     device: torch.device
     out_dir: Path
     on_epoch: Callable[[dict], None] = lambda record: None
+    backend: str = "simulated"
+    resource: str | None = None
+    visa_library: str = "@py"
+    backends: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Devices and noise draw from `generator` (on the run device); data splits and minibatch

@@ -9,6 +9,8 @@ import torch
 from spinlearn.devices import mtj
 from spinlearn.devices.mtj import MTJ, MTJPopulation
 from spinlearn.energy import Ledger
+from spinlearn.errors import ConfigError
+from spinlearn.hardware.profile import DeviceProfile
 
 
 class SimulatedBackend:
@@ -18,6 +20,11 @@ class SimulatedBackend:
     ``DEFAULT_TWIN_MISMATCH``) it is drawn around its own neuron with that relative spread, which
     models twins fabricated side by side; with ``None`` it is drawn independently from the same
     distribution as the neurons (spread ``variability``).
+
+    With a fitted ``profile`` (:mod:`.profile`, written by ``spinlearn calibrate``) the devices are
+    not drawn: a group of ``n`` gets the fitted parameters of the profile's next ``n`` neuron/twin
+    pairs, and the nominal device (the scales, the read noise) is the profile's median fit. This
+    closes the sim-to-real loop: a calibrated chip, simulated.
 
     Every random draw (populations and read noise) comes from ``generator``.
     """
@@ -29,9 +36,19 @@ class SimulatedBackend:
         *,
         twin_mismatch: float | None = mtj.DEFAULT_TWIN_MISMATCH,
         dtype: torch.dtype = torch.float32,
+        profile: DeviceProfile | None = None,
     ) -> None:
         if twin_mismatch is not None and twin_mismatch < 0:
             raise ValueError(f"twin_mismatch must be >= 0, got {twin_mismatch}")
+        if profile is not None and (not profile.fitted or profile.nominal is None):
+            raise ConfigError(
+                f"device profile {profile.source} holds no fitted devices "
+                "(run `spinlearn calibrate` to fit them)"
+            )
+        self.profile = profile
+        self._next_pair = 0
+        if profile is not None:
+            device = MTJ(profile.nominal, device.variability)
         self.kind = device
         self.params = device.params
         self.tensor_device = generator.device
@@ -43,16 +60,38 @@ class SimulatedBackend:
         self._reads = 0
         self.ledger: Ledger | None = None  # energy ledger fed with every read, when set
 
+    @classmethod
+    def from_run(cls, device_cfg, ctx, dtype: torch.dtype = torch.float32) -> SimulatedBackend:
+        """The backend of a ``spinlearn run`` (the default): ``device`` config section, run generator."""
+        profile = DeviceProfile.load(device_cfg.profile) if device_cfg.profile else None
+        return cls(
+            device_cfg.mtj(),
+            ctx.generator,
+            twin_mismatch=device_cfg.twin_mismatch,
+            dtype=dtype,
+            profile=profile,
+        )
+
     def allocate(self, group: str, n: int) -> None:
         if group in self._groups:
             raise ValueError(f"device group {group!r} is already allocated")
+        if self.profile is not None:
+            start, device = self._next_pair, self.tensor_device
+            neurons = self.profile.population(start, n, False, self.dtype, device)
+            twins = self.profile.population(start, n, True, self.dtype, device)
+            self._next_pair += n
+        else:
+            neurons, twins = self._draw(n)
+        self._groups[group] = (neurons, twins)
+        self._pairs[group] = MTJPopulation(*(torch.cat(pair) for pair in zip(neurons, twins, strict=True)))
+
+    def _draw(self, n: int) -> tuple[MTJPopulation, MTJPopulation]:
         neurons = self.kind.sample(n, self.generator, self.dtype)
         if self.twin_mismatch is None:
             twins = self.kind.sample(n, self.generator, self.dtype)
         else:
             twins = mtj.perturb(neurons, self.twin_mismatch, self.params.is_a, self.generator)
-        self._groups[group] = (neurons, twins)
-        self._pairs[group] = MTJPopulation(*(torch.cat(pair) for pair in zip(neurons, twins, strict=True)))
+        return neurons, twins
 
     def population(self, group: str, twin: bool = False) -> MTJPopulation:
         """The simulated instances behind ``group`` (simulator only: for reference computations)."""
@@ -85,6 +124,13 @@ class SimulatedBackend:
         return self._reads
 
     def describe(self) -> dict[str, Any]:
+        if self.profile is not None:
+            return {
+                "kind": "simulated",
+                "groups": {name: pops[0].size for name, pops in self._groups.items()},
+                "profile": self.profile.source,
+                "devices": "fitted (profile)",
+            }
         return {
             "kind": "simulated",
             "groups": {name: pops[0].size for name, pops in self._groups.items()},
