@@ -306,7 +306,7 @@ register(
             ),
         ),
         epochs_of=lambda cfg: len(cfg.capacity.sizes) * len(cfg.capacity.alphas),
-        quick={"capacity.sizes": (100, 400), "capacity.alphas": (0.05, 0.1, 0.125, 0.15, 0.2, 0.3, 0.4)},
+        quick={"capacity.sizes": (100, 200), "capacity.alphas": (0.05, 0.1, 0.15, 0.2, 0.3)},
     )
 )
 
