@@ -243,14 +243,7 @@ def calibrate(
     if not 1 <= repeats <= 1000:
         raise ConfigError(f"--repeats = {repeats}: must be >= 1 and <= 1000")
     base = limits.without_fits()  # the sweep goes to the limits: no old fit may veto it
-    devices = base.devices
-    meter = SourceMeter(
-        resource,
-        base.instrument,
-        visa_library,
-        source_range_a=max(e.limits.max_current_a for e in devices),
-        compliance_v=min(e.limits.compliance_v for e in devices),
-    )
+    meter = SourceMeter.for_profile(resource, base, visa_library)
     bench = Bench(meter, base, allow_compliance=True)
     try:
         sweep = iv_sweep(bench, points, repeats)

@@ -43,6 +43,7 @@ import torch
 import yaml
 
 from spinlearn._fields import Validated, param
+from spinlearn.config import read_yaml
 from spinlearn.devices.mtj import MTJParams, MTJPopulation
 from spinlearn.errors import ConfigError
 
@@ -145,19 +146,7 @@ class DeviceProfile:
 
     @classmethod
     def load(cls, path: str | Path) -> DeviceProfile:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read device profile {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"device profile {path} is not UTF-8 text") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"malformed YAML in device profile {path}{line}") from None
+        data = read_yaml(path, "device profile")
         return cls.from_dict(data if data is not None else {}, str(path))
 
     @classmethod

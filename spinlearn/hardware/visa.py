@@ -96,6 +96,18 @@ class SourceMeter:
             self.close()
             raise
 
+    @classmethod
+    def for_profile(cls, resource: str, profile: DeviceProfile, visa_library: str = "@py") -> SourceMeter:
+        """Open ``resource`` ranged for the profile's largest current, clamped at its smallest compliance."""
+        devices = profile.devices
+        return cls(
+            resource,
+            profile.instrument,
+            visa_library,
+            source_range_a=max(e.limits.max_current_a for e in devices),
+            compliance_v=min(e.limits.compliance_v for e in devices),
+        )
+
     def _open(self, source_range_a: float, compliance_v: float) -> None:
         from pymeasure.instruments.keithley import Keithley2400
 
@@ -496,14 +508,7 @@ class VisaBackend:
         """Connect to ``resource`` and check it; ``params`` default to the profile's nominal device."""
         if params is None:
             params = profile.nominal or MTJParams()
-        limits = profile.devices
-        meter = SourceMeter(
-            resource,
-            profile.instrument,
-            visa_library,
-            source_range_a=max(e.limits.max_current_a for e in limits),
-            compliance_v=min(e.limits.compliance_v for e in limits),
-        )
+        meter = SourceMeter.for_profile(resource, profile, visa_library)
         return cls(Bench(meter, profile), params, tensor_device=tensor_device, dtype=dtype)
 
     @classmethod
