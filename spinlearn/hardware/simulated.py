@@ -124,19 +124,13 @@ class SimulatedBackend:
         return self._reads
 
     def describe(self) -> dict[str, Any]:
-        if self.profile is not None:
-            return {
-                "kind": "simulated",
-                "groups": {name: pops[0].size for name, pops in self._groups.items()},
-                "profile": self.profile.source,
-                "devices": "fitted (profile)",
-            }
-        return {
+        described = {
             "kind": "simulated",
             "groups": {name: pops[0].size for name, pops in self._groups.items()},
-            "variability": self.kind.variability,
-            "twin_mismatch": self.twin_mismatch,
         }
+        if self.profile is not None:
+            return {**described, "profile": self.profile.source, "devices": "fitted (profile)"}
+        return {**described, "variability": self.kind.variability, "twin_mismatch": self.twin_mismatch}
 
     def close(self) -> None:
         self._groups.clear()
