@@ -25,14 +25,19 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def lr_at(epoch: int, cfg: TrainConfig) -> float:
-    """Learning rate for ``epoch`` (0-based): constant, exponential or cosine to ``lr * lr_final``."""
+def lr_at(epoch: int, cfg: TrainConfig, base: float | None = None) -> float:
+    """Learning rate for ``epoch`` (0-based): constant, exponential or cosine to ``base * lr_final``.
+
+    ``base`` defaults to ``cfg.lr``; a baseline trained on the same schedule passes its own.
+    ``cfg`` needs ``epochs``, ``lr``, ``lr_decay`` and ``lr_final``.
+    """
+    base = cfg.lr if base is None else base
     if cfg.lr_decay == "none" or cfg.epochs == 1:
-        return cfg.lr
+        return base
     t = epoch / (cfg.epochs - 1)
     if cfg.lr_decay == "exponential":
-        return cfg.lr * cfg.lr_final**t
-    return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t)))
+        return base * cfg.lr_final**t
+    return base * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 @torch.no_grad()

@@ -36,6 +36,7 @@ from spinlearn.errors import ConfigError, DataError
 from spinlearn.experiments.mnist import MNISTData
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
 from spinlearn.learning import danp
+from spinlearn.training import lr_at
 
 PAPER = (
     "Koenders et al., Phys. Rev. Applied 23, 054035 (2025); their code, measured on a 2-core CPU (issue 7)"
@@ -99,6 +100,8 @@ def load(cfg: DANPData, seed: int, device: torch.device) -> tuple[Pair, Pair]:
     if cfg.dataset == "iris":
         if cfg.dir is not None:
             raise DataError("data.dir is for MNIST IDX files; Iris ships with scikit-learn")
+        if cfg.train_subset:
+            raise ConfigError("data.train_subset is for MNIST and digits")
         return data.iris(seed, cfg.test_fraction, device)
     if cfg.dataset == "digits":
         if cfg.dir is not None:
@@ -163,13 +166,6 @@ def _variants(cfg: DANPExperimentConfig, sizes: list[int], ctx: RunContext) -> l
     return variants
 
 
-def _lr(base: float, epoch: int, cfg: DANPTrainConfig) -> float:
-    if cfg.lr_decay == "none" or cfg.epochs == 1:
-        return base
-    t = epoch / (cfg.epochs - 1)
-    return base * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + np.cos(np.pi * t)))
-
-
 def run(cfg: DANPExperimentConfig, ctx: RunContext) -> SeedResult:
     (x, y), (x_test, y_test) = load(cfg.data, ctx.seed, ctx.device)
     classes = int(max(y.max(), y_test.max())) + 1
@@ -181,7 +177,7 @@ def run(cfg: DANPExperimentConfig, ctx: RunContext) -> SeedResult:
         order = torch.randperm(len(x), generator=ctx.cpu_generator).to(x.device)
         record: dict = {"epoch": epoch + 1}
         for v in variants:
-            v.set_lr(_lr(cfg.train.bp_lr if v.backprop else cfg.train.lr, epoch, cfg.train))
+            v.set_lr(lr_at(epoch, cfg.train, cfg.train.bp_lr if v.backprop else cfg.train.lr))
             losses = []
             for start in range(0, len(x), batch):
                 index = order[start : start + batch]
@@ -213,16 +209,6 @@ def plot(results: list[SeedResult], cfg: DANPExperimentConfig, out: Path) -> lis
     ]
 
 
-def _check(cfg: DANPExperimentConfig) -> None:
-    if cfg.data.dataset == "iris" and cfg.data.train_subset:
-        raise ConfigError("data.train_subset is for MNIST and digits")
-
-
-def _run(cfg: DANPExperimentConfig, ctx: RunContext) -> SeedResult:
-    _check(cfg)
-    return run(cfg, ctx)
-
-
 def _base(**sections) -> DANPExperimentConfig:
     cfg = DANPExperimentConfig()
     return dataclasses.replace(
@@ -236,20 +222,18 @@ TUNED = {
     "rule": {"decor_lr": 1e-5},
 }
 QUICK_MNIST = {"data.train_subset": 5_000, "train.epochs": 1, "compare.gaussian": False}
-EPOCHS = lambda cfg: cfg.train.epochs  # noqa: E731
 
 register(
     Experiment(
         name="mnist-danp",
         summary="MNIST 3x500, the authors' DANP configuration with their sMTJ noise; NP, Gaussian, BP beside",
         config_cls=DANPExperimentConfig,
-        run=_run,
+        run=run,
         plot=plot,
         targets=(
             Target("test_accuracy_mean", 0.912, PAPER + ": DANP, sMTJ noise, 20 epochs"),
             Target("bp_test_accuracy_mean", 0.980, PAPER + ": backprop at lr 1e-3, 20 epochs"),
         ),
-        epochs_of=EPOCHS,
         quick=QUICK_MNIST,
     )
 )
@@ -259,10 +243,9 @@ register(
         summary="MNIST 3x500, DANP with sMTJ noise on our schedule (batch 256, Adam 1e-3 cosine, decor 1e-5)",
         config_cls=DANPExperimentConfig,
         base_config=lambda: _base(compare={"gaussian": False}, **TUNED),
-        run=_run,
+        run=run,
         plot=plot,
         targets=(Target("test_accuracy_mean", 0.96, "acceptance (issue 7): DANP with sMTJ noise", False),),
-        epochs_of=EPOCHS,
         quick=QUICK_MNIST,
     )
 )
@@ -276,9 +259,8 @@ register(
             model={"hidden": (100, 100, 100)},
             train={"epochs": 30, "batch_size": 32, "lr": 1e-2, "lr_decay": "cosine"},
         ),
-        run=_run,
+        run=run,
         plot=plot,
-        epochs_of=EPOCHS,
         quick={"train.epochs": 10},
     )
 )
@@ -294,10 +276,9 @@ register(
             train={"epochs": 60, "batch_size": 8, "lr": 1e-2, "lr_decay": "cosine", "bp_lr": 1e-2},
             compare={"gaussian": False},
         ),
-        run=_run,
+        run=run,
         plot=plot,
         targets=(Target("test_accuracy_mean", 0.90, "acceptance (issue 7)", False),),
-        epochs_of=EPOCHS,
         seeds=5,
         quick_seeds=2,
         quick={"train.epochs": 20},
