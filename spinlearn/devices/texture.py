@@ -188,7 +188,7 @@ class TextureFilm:
         noise = symmetric_noise(self.n, p.read_noise, self.generator, self.w)
         links = self.n * (self.n - 1) // 2
         self.reads += links
-        self.read_energy_j += p.t_read_s * p.v_read_v**2 * float(self.conductance().sum()) / 2
+        self.read_energy_j += p.t_read_s * p.v_read_v**2 * self._total_conductance_s() / 2
         return self.w + noise
 
     def apply(self, patterns: torch.Tensor) -> None:
@@ -226,6 +226,11 @@ class TextureFilm:
             self.w += symmetric_noise(n, p.write_noise * math.sqrt(count), self.generator, self.w)
         self.w.clamp_(-1.0, 1.0)
 
+    def _total_conductance_s(self) -> float:
+        """sum_{i != j} G_ij (S), from the state without building G."""
+        p, n = self.params, self.n
+        return p.g0_s * n * (n - 1) + p.half_span_s * float(self.w.sum())
+
     def _pulse_energy_j(self, s: torch.Tensor, field: torch.Tensor) -> float:
         """t_p V0^2 sum over pulses of sum_{i!=j} G_ij (1 - s_i s_j), with G = G0 + Delta G w.
 
@@ -233,10 +238,9 @@ class TextureFilm:
         """
         p, n = self.params, self.n
         count = s.shape[0]
-        g_total = p.g0_s * n * (n - 1) + p.half_span_s * float(self.w.sum())
         g0_correlated = p.g0_s * float((s.sum(1) ** 2 - n).sum())  # sum_{i!=j} s_i s_j, per pulse
         w_correlated = p.half_span_s * n * float((field * s).sum())
-        per_pulses = count * g_total - g0_correlated - w_correlated
+        per_pulses = count * self._total_conductance_s() - g0_correlated - w_correlated
         return per_pulses * p.v0_v**2 * p.pulse_s
 
 
