@@ -33,6 +33,7 @@ import torch
 from spinlearn import data, plots
 from spinlearn._fields import Validated, param
 from spinlearn.errors import ConfigError, DataError
+from spinlearn.experiments import mnist
 from spinlearn.experiments.mnist import MNISTData
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
 from spinlearn.learning import danp
@@ -103,20 +104,9 @@ def load(cfg: DANPData, seed: int, device: torch.device) -> tuple[Pair, Pair]:
         if cfg.train_subset:
             raise ConfigError("data.train_subset is for MNIST and digits")
         return data.iris(seed, cfg.test_fraction, device)
-    if cfg.dataset == "digits":
-        if cfg.dir is not None:
-            raise DataError("data.dir is for MNIST IDX files; the digits data set ships with scikit-learn")
-        splits = data.digits(seed, cfg.test_fraction)
-        mean, std = float(splits.x_train.mean()), float(splits.x_train.std())
-    else:
-        splits, mean, std = data.mnist(cfg.dir), data.MNIST_MEAN, data.MNIST_STD
-    n = cfg.train_subset or len(splits.x_train)
-
-    def pair(x: np.ndarray, y: np.ndarray) -> Pair:
-        xt = torch.as_tensor((x - mean) / std, dtype=torch.float32, device=device)
-        return xt, torch.as_tensor(y, dtype=torch.long, device=device)
-
-    return pair(splits.x_train[:n], splits.y_train[:n]), pair(splits.x_test, splits.y_test)
+    stats = (data.MNIST_MEAN, data.MNIST_STD) if cfg.dataset == "mnist" else None
+    tensors = mnist.load(cfg, seed, device, stats)
+    return tensors.train, tensors.test
 
 
 @dataclass

@@ -104,8 +104,11 @@ class Tensors:
     side: int  # image side in pixels (28 for MNIST, 8 for digits)
 
 
-def load(cfg: MNISTData, seed: int, device: torch.device) -> Tensors:
-    """Normalised tensors ((x - mean) / std with the training set's pixel statistics)."""
+def load(
+    cfg: MNISTData, seed: int, device: torch.device, stats: tuple[float, float] | None = None
+) -> Tensors:
+    """Normalised tensors: (x - mean) / std with the training set's pixel statistics, or ``stats``
+    (a fixed ``(mean, std)``, e.g. the customary MNIST constants) when given."""
     if cfg.dataset == "digits":
         if cfg.dir is not None:
             raise DataError("data.dir is for MNIST IDX files; the digits data set ships with scikit-learn")
@@ -113,7 +116,7 @@ def load(cfg: MNISTData, seed: int, device: torch.device) -> Tensors:
     else:
         splits, side = data.mnist(cfg.dir), 28
     n = cfg.train_subset or len(splits.x_train)
-    mean, std = float(splits.x_train[:n].mean()), float(splits.x_train[:n].std())
+    mean, std = stats or (float(splits.x_train[:n].mean()), float(splits.x_train[:n].std()))
 
     def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         xt = torch.as_tensor((x - mean) / std, dtype=torch.float32, device=device)
