@@ -164,6 +164,77 @@ def digits(seed: int, test_fraction: float = 0.2) -> Splits:
     return Splits(x_tr, y_tr, x_te, y_te, x_te, y_te)
 
 
+# --- CIFAR-10 -------------------------------------------------------------------------------------
+
+CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_SIDE = 32
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of the CIFAR-10 python format: a pickled dict with ``data`` (n x 3072 uint8,
+    channel-major) and ``labels``."""
+    try:
+        with open(path, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing (CIFAR-10 python batches expected)") from None
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+        raise DataError(f"cannot read CIFAR-10 batch {path}: {exc}") from None
+    if not isinstance(batch, dict):
+        raise DataError(f"{path} is not a CIFAR-10 batch (expected a pickled dict)")
+    images = batch.get(b"data", batch.get("data"))
+    labels = batch.get(b"labels", batch.get("labels"))
+    if images is None or labels is None:
+        raise DataError(f"{path} has no data/labels entries (not a CIFAR-10 python batch)")
+    images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
+    if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3 * CIFAR_SIDE**2:
+        raise DataError(f"{path}: data is {images.dtype} {images.shape}, expected uint8 (n, 3072)")
+    if len(labels) != len(images) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+        raise DataError(f"{path}: {len(labels)} labels in 0-9 expected for {len(images)} images")
+    return images, labels
+
+
+def cifar10(directory: str | None) -> Splits:
+    """CIFAR-10 from the standard python batches (``data_batch_1..5``, ``test_batch``) in ``directory``
+    or its ``cifar-10-batches-py`` folder; images as (n, 3, 32, 32) floats in [0, 1), the last 5k
+    training images held out for validation. Nothing is downloaded."""
+    if directory is None:
+        raise DataError(
+            "CIFAR-10 needs data.dir: a folder with the python batches (data_batch_1..5, test_batch)"
+        )
+    root = Path(directory)
+    if (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    if not root.is_dir():
+        raise DataError(f"data.dir {root} is not a directory")
+    parts = [_cifar_batch(root / name) for name in CIFAR_BATCHES]
+    x = np.concatenate([p[0] for p in parts]).reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE).astype(np.float32) / 256
+    y = np.concatenate([p[1] for p in parts])
+    x_test, y_test = _cifar_batch(root / "test_batch")
+    x_test = x_test.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE).astype(np.float32) / 256
+    n_train = len(x) * 9 // 10
+    return Splits(x[:n_train], y[:n_train], x[n_train:], y[n_train:], x_test, y_test)
+
+
+def write_cifar_batches(
+    directory: str | Path, images: np.ndarray, labels: np.ndarray, test_fraction=1 / 6
+) -> Path:
+    """Write ``images`` (n, 3, 32, 32) uint8 and ``labels`` as CIFAR-10 python batches (for tests and
+    for proving the CIFAR path on generated data): the first part split over ``data_batch_1..5``,
+    the rest ``test_batch``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    n_test = max(1, int(len(images) * test_fraction))
+    flat = images.reshape(len(images), -1).astype(np.uint8)
+    train_idx = np.array_split(np.arange(len(images) - n_test), len(CIFAR_BATCHES))
+    names = [*CIFAR_BATCHES, "test_batch"]
+    chunks = [*train_idx, np.arange(len(images) - n_test, len(images))]
+    for name, idx in zip(names, chunks, strict=True):
+        with open(directory / name, "wb") as fh:
+            pickle.dump({b"data": flat[idx], b"labels": [int(v) for v in labels[idx]]}, fh)
+    return directory
+
+
 # --- 5 x 7 letter bitmaps (Hopfield patterns) -----------------------------------------------------
 
 #: The classic 5 x 7 dot-matrix font (HD44780 character generator), rows top to bottom, "1" = ink.

@@ -247,3 +247,39 @@ def noise_trace(trace: np.ndarray, kind: str, path: Path) -> Path:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def reliability(probs: dict[str, np.ndarray], labels: np.ndarray, path: Path, bins: int = 15) -> Path:
+    """Reliability diagram: accuracy per confidence bin against the diagonal, one line per predictor."""
+    fig, ax = _pyplot().subplots(figsize=(4.6, 4.2))
+    edges = np.linspace(0, 1, bins + 1)
+    for k, (label, p) in enumerate(probs.items()):
+        confidence, correct = p.max(1), p.argmax(1) == labels
+        which = np.minimum((confidence * bins).astype(int), bins - 1)
+        filled = [b for b in range(bins) if (which == b).any()]
+        conf = [confidence[which == b].mean() for b in filled]
+        acc = [correct[which == b].mean() for b in filled]
+        ax.plot(conf, acc, "o-", color=f"C{k}", ms=3, label=label)
+    ax.plot(edges, edges, "k:", lw=1, label="perfect calibration")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def bits_sweep(bits: list[int], accuracy: np.ndarray, float_accuracy: np.ndarray, path: Path) -> Path:
+    """DW-SGLD test accuracy against update precision (seeds: rows of ``accuracy``); float SGLD as a band."""
+    fig, ax = _pyplot().subplots(figsize=(5, 3.6))
+    ax.errorbar(bits, accuracy.mean(0), yerr=accuracy.std(0), fmt="o-", capsize=3, label="DW-SGLD")
+    mean, std = float_accuracy.mean(), float_accuracy.std()
+    ax.axhline(mean, color="C1", label="float SGLD")
+    ax.axhspan(mean - max(std, 1e-4), mean + max(std, 1e-4), color="C1", alpha=0.2, lw=0)
+    ax.set_xlabel("update precision (bits)")
+    ax.set_ylabel("test accuracy")
+    ax.set_xticks(bits)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,407 @@
+"""Study 2: domain-wall synapses learning by Langevin dynamics from their own wall motion (PAPERS.md 2).
+
+Every experiment trains its variants on the same data, initial weights and minibatch order:
+
+* ``dw``: DW-SGLD (:class:`spinlearn.learning.sgld.DWSGLD`): every weight a domain-wall pair,
+  programmed by push-pull pulses at ``sgld.bits``; the Langevin noise is the walls' motion;
+* ``float_sgld``: floating-point SGLD with software noise, same lr, temperature and schedule;
+* ``sgd``: plain SGD at the same lr (``compare.sgd``).
+
+Experiments:
+
+* ``mnist-dw-sgld``: an MLP (784 -> 256 -> 256 -> 10, ReLU) on MNIST.
+* ``dw-bits-sweep``: that MLP with DW-SGLD at each of ``sweep.bits`` and float SGLD.
+* ``mnist-dw-resnet18``: ResNet-18 (CIFAR variant) at width 0.25 on a MNIST subset: DW-SGLD at 6
+  bits and float SGLD, with posterior averaging, NLL and ECE.
+* ``cifar10-dw-resnet18``: full-width ResNet-18 on CIFAR-10 from ``data.dir`` (for a GPU).
+
+Accuracy, NLL and ECE are reported for the final weights (``_single``) and for the posterior
+average over ``posterior.samples`` thinned samples of the chain's last part (``_posterior``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from spinlearn import data, plots
+from spinlearn._fields import Validated, param
+from spinlearn.config import DataConfig
+from spinlearn.devices.domain_wall import DomainWall, DWParams
+from spinlearn.energy import EnergyConfig, Ledger
+from spinlearn.errors import ConfigError, TrainingDiverged
+from spinlearn.experiments import mnist
+from spinlearn.experiments.mnist import Tensors
+from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
+from spinlearn.learning.sgld import DWSGLD, SGLD, PosteriorSamples, SGLDConfig, ece, nll, softmax_outputs
+from spinlearn.nn.dw import Layers
+from spinlearn.nn.resnet import mlp, resnet18
+from spinlearn.training import check_finite, lr_at
+
+PAPER = "Dalgaty et al. 2023, arXiv:2312.02771 (parity with floating point down to 6-7 bit updates)"
+CLASSES = 10
+
+
+@dataclass(frozen=True)
+class DWData(DataConfig):
+    dataset: str = param(
+        "mnist",
+        "mnist, digits (8x8, quick) or cifar10 (from data.dir)",
+        choices=("mnist", "digits", "cifar10"),
+    )
+    train_subset: int = param(0, "train on the first N training samples only (0: all)", ge=0)
+    eval_subset: int = param(2000, "test samples scored after every epoch for the curves (0: all)", ge=0)
+
+
+@dataclass(frozen=True)
+class DWTrainConfig(Validated):
+    """Schedule shared by every variant (lr on the mean minibatch loss; see learning.sgld)."""
+
+    epochs: int = param(6, "passes over the training set", ge=1, le=100_000)
+    batch_size: int = param(128, "samples per update", ge=1, le=1_000_000)
+    lr: float = param(0.1, "learning rate eta (drift -eta grad of the mean loss)", gt=0, le=100)
+    lr_decay: str = param("cosine", "learning-rate schedule", choices=("none", "exponential", "cosine"))
+    lr_final: float = param(0.1, "final learning rate / initial, for decaying schedules", gt=0, le=1)
+
+
+@dataclass(frozen=True)
+class DWModelConfig(Validated):
+    arch: str = param("mlp", "mlp or resnet18 (CIFAR variant)", choices=("mlp", "resnet18"))
+    hidden: tuple[int, ...] = param((256, 256), "MLP hidden widths", ge=1, le=100_000, min_len=1)
+    width: float = param(0.25, "ResNet-18 width multiplier (1: 64-128-256-512 channels)", gt=0, le=8)
+    weight_range: float = param(4.0, "w_max of a DW layer / its initial weight bound", gt=0, le=1000)
+
+
+@dataclass(frozen=True)
+class PosteriorConfig(Validated):
+    samples: int = param(8, "thinned weight samples averaged for the posterior predictive", ge=1, le=1000)
+    burn_in: float = param(0.5, "fraction of the training steps before the first sample", ge=0, lt=1)
+
+
+@dataclass(frozen=True)
+class CompareConfig(Validated):
+    float_sgld: bool = param(True, "floating-point SGLD (software noise), same schedule")
+    sgd: bool = param(False, "plain SGD, same schedule")
+
+
+@dataclass(frozen=True)
+class SweepConfig(Validated):
+    bits: tuple[int, ...] = param((), "update precisions to sweep (dw-bits-sweep)", ge=2, le=16)
+
+
+@dataclass(frozen=True)
+class DWConfig:
+    device: DWParams = dataclasses.field(default_factory=DWParams)
+    sgld: SGLDConfig = dataclasses.field(default_factory=SGLDConfig)
+    data: DWData = dataclasses.field(default_factory=DWData)
+    train: DWTrainConfig = dataclasses.field(default_factory=DWTrainConfig)
+    model: DWModelConfig = dataclasses.field(default_factory=DWModelConfig)
+    posterior: PosteriorConfig = dataclasses.field(default_factory=PosteriorConfig)
+    compare: CompareConfig = dataclasses.field(default_factory=CompareConfig)
+    sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
+    energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
+
+
+def load(cfg: DWData, seed: int, device: torch.device) -> tuple[Tensors, tuple[int, ...]]:
+    """Normalised tensors and the input shape of one sample (images keep their channels for ResNet)."""
+    if cfg.dataset != "cifar10":
+        d = mnist.load(
+            mnist.MNISTData(dir=cfg.dir, dataset=cfg.dataset, train_subset=cfg.train_subset), seed, device
+        )
+        return d, (1, d.side, d.side)
+    splits = data.cifar10(cfg.dir)
+    n = cfg.train_subset or len(splits.x_train)
+    mean = splits.x_train[:n].mean(axis=(0, 2, 3), keepdims=True)
+    std = splits.x_train[:n].std(axis=(0, 2, 3), keepdims=True)
+
+    def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        xt = torch.as_tensor((x - mean) / std, dtype=torch.float32, device=device)
+        return xt, torch.as_tensor(y, dtype=torch.long, device=device)
+
+    d = Tensors(
+        pair(splits.x_train[:n], splits.y_train[:n]),
+        pair(splits.x_val, splits.y_val),
+        pair(splits.x_test, splits.y_test),
+        data.CIFAR_SIDE,
+    )
+    return d, (3, data.CIFAR_SIDE, data.CIFAR_SIDE)
+
+
+def build_model(cfg: DWConfig, shape: tuple[int, ...], layers: Layers) -> nn.Module:
+    if cfg.model.arch == "mlp":
+        return nn.Sequential(nn.Flatten(), mlp([math.prod(shape), *cfg.model.hidden, CLASSES], layers))
+    return nn.Sequential(nn.Unflatten(1, shape), resnet18(layers, CLASSES, shape[0], cfg.model.width))
+
+
+def _variant_model(cfg: DWConfig, ctx: RunContext, shape, dw: bool):
+    init = torch.Generator().manual_seed(ctx.seed)  # identical initial weights in every variant
+    if not dw:
+        return build_model(cfg, shape, Layers(None, init)).to(ctx.device)
+    devices = torch.Generator(ctx.device).manual_seed(ctx.seed + 7)  # the same chip for every variant
+    layers = Layers(DomainWall(cfg.device), init, devices, cfg.model.weight_range)
+    return build_model(cfg, shape, layers).to(ctx.device)
+
+
+def _optimizer(kind: str, model: nn.Module, cfg: DWConfig, sgld: SGLDConfig, n_train: int, ctx, ledger):
+    noise = torch.Generator(ctx.device).manual_seed(ctx.seed + 11)
+    lr = cfg.train.lr
+    if kind == "dw":
+        return DWSGLD(model.parameters(), lr, sgld, n_train, noise, ledger)
+    if kind == "float_sgld":
+        return SGLD(model.parameters(), lr, sgld.temperature, n_train, sgld.prior_std, noise)
+    return torch.optim.SGD(model.parameters(), lr)
+
+
+@dataclass
+class Trained:
+    history: list[dict]
+    single: torch.Tensor  # class probabilities of the final weights on the test set
+    posterior: torch.Tensor  # posterior-averaged class probabilities on the test set
+    optimizer: torch.optim.Optimizer
+    seconds_per_step: float
+
+
+def train_variant(
+    name: str, kind: str, cfg: DWConfig, ctx: RunContext, d: Tensors, shape, sgld: SGLDConfig | None = None
+) -> Trained:
+    """Train one variant (``kind``: dw, float_sgld or sgd) and score it on the test set."""
+    sgld = sgld or cfg.sgld
+    x, y = d.train
+    n = len(x)
+    ledger = Ledger(cfg.energy)
+    model = _variant_model(cfg, ctx, shape, kind == "dw")
+    optimizer = _optimizer(kind, model, cfg, sgld, n, ctx, ledger)
+    steps_per_epoch = math.ceil(n / cfg.train.batch_size)
+    total = steps_per_epoch * cfg.train.epochs
+    burn_in = int(cfg.posterior.burn_in * total)
+    posterior = PosteriorSamples(
+        burn_in, max(1, (total - burn_in) // cfg.posterior.samples), cfg.posterior.samples
+    )
+    order = torch.Generator().manual_seed(ctx.seed + 1)
+    x_eval, y_eval = d.test[0][: cfg.data.eval_subset or None], d.test[1][: cfg.data.eval_subset or None]
+    history, step, busy = [], 0, 0.0
+    for epoch in range(cfg.train.epochs):
+        lr = lr_at(epoch, cfg.train)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        perm = torch.randperm(n, generator=order).to(x.device)
+        total_loss = torch.zeros((), device=x.device)
+        start = time.perf_counter()
+        with ledger.in_phase("train"):
+            for first in range(0, n, cfg.train.batch_size):
+                idx = perm[first : first + cfg.train.batch_size]
+                loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                posterior.observe(model, step)
+                total_loss += loss.detach() * len(idx)
+        busy += time.perf_counter() - start
+        mean_loss = total_loss / n
+        try:
+            check_finite(model, epoch + 1, mean_loss)
+        except TrainingDiverged as exc:
+            raise TrainingDiverged(f"{name}: {exc}") from None
+        probs = softmax_outputs(model, x_eval)
+        record = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": float(mean_loss),
+            "test_accuracy": float((probs.argmax(1) == y_eval).float().mean()),
+        }
+        history.append(record)
+        ctx.on_epoch({"variant": name, **record})
+    single = softmax_outputs(model, d.test[0])
+    return Trained(history, single, posterior.predict(model, d.test[0]), optimizer, busy / max(step, 1))
+
+
+def scores(t: Trained, labels: torch.Tensor) -> dict[str, float]:
+    acc = lambda p: float((p.argmax(1) == labels).float().mean())  # noqa: E731
+    return {
+        "accuracy": acc(t.single),
+        "accuracy_posterior": acc(t.posterior),
+        "nll_single": nll(t.single, labels),
+        "nll_posterior": nll(t.posterior, labels),
+        "ece_single": ece(t.single, labels),
+        "ece_posterior": ece(t.posterior, labels),
+    }
+
+
+def _dw_figures(opt: DWSGLD, steps: int) -> dict[str, float]:
+    return {
+        "pulses": float(opt.pulses),
+        "pulse_energy_j": opt.pulse_energy_j,
+        "pulse_energy_per_step_j": opt.pulse_energy_j / max(steps, 1),
+        "hot_fraction": opt.hot_fraction,
+    }
+
+
+def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
+    """DW-SGLD beside float SGLD (and SGD): mnist-dw-sgld, mnist-dw-resnet18, cifar10-dw-resnet18."""
+    d, shape = load(cfg.data, ctx.seed, ctx.device)
+    labels = d.test[1]
+    dw = train_variant("dw", "dw", cfg, ctx, d, shape)
+    s = scores(dw, labels)
+    steps = len(dw.history) * math.ceil(len(d.train[0]) / cfg.train.batch_size)
+    metrics = {"test_accuracy": s["accuracy"], **{k: v for k, v in s.items() if k != "accuracy"}}
+    metrics.update(_dw_figures(dw.optimizer, steps))
+    metrics["dw_seconds_per_step"] = dw.seconds_per_step
+    histories = {f"DW-SGLD ({cfg.sgld.bits} bit)": [dw.history]}
+    reliability = {"DW single": dw.single, "DW posterior": dw.posterior}
+    for kind, enabled in (("float_sgld", cfg.compare.float_sgld), ("sgd", cfg.compare.sgd)):
+        if not enabled:
+            continue
+        t = train_variant(kind, kind, cfg, ctx, d, shape)
+        other = scores(t, labels)
+        metrics[f"accuracy_{kind}"] = other["accuracy"]
+        metrics[f"accuracy_{kind}_posterior"] = other["accuracy_posterior"]
+        metrics[f"{kind}_seconds_per_step"] = t.seconds_per_step
+        if kind == "float_sgld":
+            metrics["ece_float_sgld_single"], metrics["ece_float_sgld_posterior"] = (
+                other["ece_single"],
+                other["ece_posterior"],
+            )
+            reliability["float SGLD posterior"] = t.posterior
+        histories["float SGLD" if kind == "float_sgld" else "SGD"] = [t.history]
+    artifacts = {
+        "histories": histories,
+        "reliability": {k: v.cpu().numpy() for k, v in reliability.items()},
+        "labels": labels.cpu().numpy(),
+    }
+    return SeedResult(metrics, dw.history, artifacts)
+
+
+def run_sweep(cfg: DWConfig, ctx: RunContext) -> SeedResult:
+    """DW-SGLD at each of ``sweep.bits`` and float SGLD on one MLP: ``accuracy_bits_<k>``."""
+    if not cfg.sweep.bits:
+        raise ConfigError("sweep.bits is empty: list the update precisions to sweep, e.g. [2, 4, 6, 8]")
+    d, shape = load(cfg.data, ctx.seed, ctx.device)
+    labels = d.test[1]
+    metrics: dict[str, float] = {}
+    histories: dict[str, list] = {}
+    history: list[dict] = []
+    for bits in cfg.sweep.bits:
+        sgld = dataclasses.replace(cfg.sgld, bits=bits)
+        t = train_variant(f"bits_{bits}", "dw", cfg, ctx, d, shape, sgld)
+        s = scores(t, labels)
+        metrics[f"accuracy_bits_{bits}"] = s["accuracy"]
+        metrics[f"accuracy_bits_{bits}_posterior"] = s["accuracy_posterior"]
+        histories[f"DW-SGLD {bits} bit"] = [t.history]
+        history = t.history
+    t = train_variant("float_sgld", "float_sgld", cfg, ctx, d, shape)
+    metrics["accuracy_float_sgld"] = scores(t, labels)["accuracy"]
+    histories["float SGLD"] = [t.history]
+    top = max(cfg.sweep.bits)
+    metrics["gap_float_minus_bits_6"] = metrics["accuracy_float_sgld"] - metrics.get(
+        "accuracy_bits_6", float("nan")
+    )
+    metrics[f"gap_bits_{top}_minus_bits_2"] = metrics[f"accuracy_bits_{top}"] - metrics.get(
+        "accuracy_bits_2", float("nan")
+    )
+    return SeedResult(metrics, history, {"histories": histories, "bits": list(cfg.sweep.bits)})
+
+
+def plot_compare(results: list[SeedResult], cfg: DWConfig, out: Path) -> list[Path]:
+    first = results[0].artifacts
+    return [
+        plots.compare_curves(first["histories"], out / "learning_curves.png"),
+        plots.reliability(first["reliability"], first["labels"], out / "reliability.png"),
+    ]
+
+
+def plot_sweep(results: list[SeedResult], cfg: DWConfig, out: Path) -> list[Path]:
+    bits = results[0].artifacts["bits"]
+    per_seed = np.array([[r.metrics[f"accuracy_bits_{k}"] for k in bits] for r in results])
+    floats = np.array([r.metrics["accuracy_float_sgld"] for r in results])
+    return [
+        plots.bits_sweep(bits, per_seed, floats, out / "accuracy_vs_bits.png"),
+        plots.compare_curves(results[0].artifacts["histories"], out / "learning_curves.png"),
+    ]
+
+
+MLP_QUICK = {"data.dataset": "digits", "train.epochs": 4, "train.batch_size": 32, "data.eval_subset": 0}
+
+register(
+    Experiment(
+        name="mnist-dw-sgld",
+        summary="MNIST MLP trained by DW-SGLD (wall motion is the Langevin noise), float SGLD beside it",
+        config_cls=DWConfig,
+        run=run_compare,
+        plot=plot_compare,
+        targets=(
+            Target(
+                "test_accuracy_mean", 0.97, "acceptance threshold of ours (MLP on MNIST)", published=False
+            ),
+        ),
+        quick=MLP_QUICK,
+        epochs_of=lambda cfg: cfg.train.epochs * (1 + cfg.compare.float_sgld + cfg.compare.sgd),
+    )
+)
+register(
+    Experiment(
+        name="dw-bits-sweep",
+        summary="MNIST MLP: DW-SGLD accuracy at 2-8 bit updates against float SGLD",
+        config_cls=DWConfig,
+        base_config=lambda: dataclasses.replace(DWConfig(), sweep=SweepConfig(bits=(2, 3, 4, 5, 6, 7, 8))),
+        run=run_sweep,
+        plot=plot_sweep,
+        targets=(Target("gap_float_minus_bits_6_mean", 0.005, PAPER, higher_is_better=False),),
+        quick={**MLP_QUICK, "sweep.bits": [2, 6, 8]},
+        epochs_of=lambda cfg: cfg.train.epochs * (len(cfg.sweep.bits) + 1),
+    )
+)
+register(
+    Experiment(
+        name="mnist-dw-resnet18",
+        summary="ResNet-18 (width 0.25), MNIST subset: DW-SGLD at 6 bits vs float SGLD, posterior averaged",
+        config_cls=DWConfig,
+        base_config=lambda: dataclasses.replace(
+            DWConfig(),
+            model=DWModelConfig(arch="resnet18", width=0.25),
+            data=DWData(train_subset=10_000, eval_subset=1000),
+            train=DWTrainConfig(epochs=3, batch_size=64, lr=0.05),
+        ),
+        run=run_compare,
+        plot=plot_compare,
+        targets=(
+            Target(
+                "test_accuracy_mean",
+                0.98,
+                "acceptance threshold of ours (ResNet-18 on MNIST)",
+                published=False,
+            ),
+        ),
+        quick={
+            "data.dataset": "digits",
+            "model.width": 0.125,
+            "train.epochs": 1,
+            "train.batch_size": 64,
+            "data.eval_subset": 0,
+        },
+        epochs_of=lambda cfg: cfg.train.epochs * (1 + cfg.compare.float_sgld + cfg.compare.sgd),
+    )
+)
+register(
+    Experiment(
+        name="cifar10-dw-resnet18",
+        summary="ResNet-18 (full width) on CIFAR-10 from data.dir: DW-SGLD at 6 bits vs float SGLD (GPU)",
+        config_cls=DWConfig,
+        base_config=lambda: dataclasses.replace(
+            DWConfig(),
+            model=DWModelConfig(arch="resnet18", width=1.0),
+            data=DWData(dataset="cifar10", eval_subset=2000),
+            train=DWTrainConfig(epochs=30, batch_size=128, lr=0.05),
+        ),
+        run=run_compare,
+        plot=plot_compare,
+    )
+)

@@ -1,0 +1,274 @@
+r"""Stochastic gradient Langevin dynamics whose noise is domain-wall motion (push-pull programming).
+
+PAPERS.md section 2 (Dalgaty et al., arXiv:2312.02771; SGLD: Welling & Teh 2011). SGLD samples
+:math:`p(\theta) \propto e^{-U(\theta)/T}` by
+
+.. math:: \theta \leftarrow \theta - \eta \nabla U(\theta) + \sqrt{2 \eta T / N}\, \xi,
+          \qquad \xi \sim N(0, I)
+
+written here with ``lr`` :math:`= \eta` applied to the gradient of the *mean* minibatch loss
+:math:`\bar L` and ``data_size`` :math:`N`, i.e. :math:`U = N \bar L` with step :math:`\eta/N`
+(``data_size=1`` gives the bare form: drift ``-lr * grad``, variance ``2 * lr * T``).
+
+:class:`DWSGLD` realises one update per weight as pulse trains on its domain-wall pair
+(:mod:`spinlearn.nn.dw`), never adding software random numbers to a weight:
+
+1. **Drift**, quantised to ``bits``: ``d = -lr * grad`` becomes a signed code
+   :math:`n = \mathrm{round}(d / \Delta)`, :math:`|n| \le 2^{k-1} - 1`, with one step
+   :math:`\Delta = \max|d| / (2^{k-1} - 1)` per tensor. The code is sent as :math:`|n|` *push*
+   pulses of a strong drive (overdrive ``drift_overdrive``: high drift per unit of diffusion) whose
+   width makes the nominal mean step equal :math:`\Delta`.
+2. **Diffusion**: push-pull *pairs* (a push and a pull: zero mean, two steps of variance) of a weak
+   drive just above depinning (``diffusion_overdrive``), whose width makes ``pairs`` of them carry
+   the whole Langevin variance :math:`V = 2 \eta T / N`. A weight whose drift pulses already
+   diffuse by :math:`|n| s^2` gets :math:`p = \mathrm{round}(\mathrm{pairs}\,(1 - |n| s^2 / V))`
+   pairs, so that drift and diffusion add up to :math:`V`. Where the drift's own diffusion exceeds
+   :math:`V` the weight runs hotter than ``T`` (counted in ``hot_fraction``).
+
+The device's Gaussian steps add up exactly, so the mean and variance of an update are the targets
+up to quantisation, the rounding of ``p`` and each device's own mobility and diffusion (variability).
+
+Parameters without domain walls behind them (batch-norm scale and offset: peripheral digital
+circuits) take the floating-point SGLD step with software noise, as :class:`SGLD` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spinlearn._fields import Validated, param
+from spinlearn.devices.domain_wall import Pulse
+from spinlearn.energy import Ledger
+from spinlearn.noise import GaussianPool
+
+
+@dataclass(frozen=True)
+class SGLDConfig(Validated):
+    """The Langevin update and, for DW-SGLD, how it is sent as pulses."""
+
+    temperature: float = param(1.0, "posterior temperature T (1: the Bayesian posterior)", ge=0, le=1e6)
+    bits: int = param(6, "update precision k: drift codes in [-(2^(k-1)-1), 2^(k-1)-1]", ge=2, le=16)
+    pairs: int = param(
+        16, "push-pull pairs that carry the whole diffusion of a weight without drift", ge=1, le=4096
+    )
+    drift_overdrive: float = param(2.0, "I/I_th - 1 of the drift pulses", gt=0, le=100)
+    diffusion_overdrive: float = param(0.2, "I/I_th - 1 of the push-pull pairs", gt=0, le=100)
+    prior_std: float = param(0.0, "std of a Gaussian prior on the weights (0: flat prior)", ge=0, le=1e6)
+    exact_noise: bool = param(
+        False, "draw every wall step's randomness fresh (torch.randn) instead of from a GaussianPool"
+    )
+
+
+def quantise(drift: torch.Tensor, bits: int) -> tuple[torch.Tensor, float]:
+    """Signed integer codes (as floats) and the step ``Delta``: ``drift ~ codes * Delta``.
+
+    Round to nearest with one step per tensor, ``Delta = max|drift| / (2^(bits-1) - 1)``, so the
+    largest drift is sent exactly and smaller ones within ``Delta / 2``.
+    """
+    if bits < 2:
+        raise ValueError(f"bits must be >= 2, got {bits}")
+    levels = 2 ** (bits - 1) - 1
+    if drift.numel() == 0:
+        return drift.clone(), 0.0
+    low, high = torch.aminmax(drift)
+    peak = max(-float(low), float(high))
+    if peak == 0.0 or not math.isfinite(peak):
+        return torch.zeros_like(drift), 0.0
+    delta = peak / levels
+    return drift.mul(1.0 / delta).round_(), delta
+
+
+class _Langevin(torch.optim.Optimizer):
+    """Shared parts: the gradient of U (prior included) and the target variance."""
+
+    def __init__(self, params, lr: float, temperature: float, data_size: int, prior_std: float, generator):
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if data_size < 1:
+            raise ValueError(f"data_size must be >= 1, got {data_size}")
+        super().__init__(
+            params, {"lr": lr, "temperature": temperature, "data_size": data_size, "prior_std": prior_std}
+        )
+        self.generator = generator if generator is not None else torch.default_generator
+
+    @staticmethod
+    def drift_and_variance(p: torch.Tensor, group: dict) -> tuple[torch.Tensor, float]:
+        grad = p.grad
+        if group["prior_std"] > 0:  # -log N(0, s^2) / N per weight: the prior's share of the mean loss
+            grad = grad + p.detach() / (group["prior_std"] ** 2 * group["data_size"])
+        variance = 2.0 * group["lr"] * group["temperature"] / group["data_size"]
+        return grad.mul(-group["lr"]), variance
+
+    def _software_step(self, p: torch.Tensor, drift: torch.Tensor, variance: float) -> None:
+        p.add_(drift)
+        if variance > 0:
+            noise = torch.randn(p.shape, generator=self.generator, device=p.device, dtype=p.dtype)
+            p.add_(noise, alpha=math.sqrt(variance))
+
+
+class SGLD(_Langevin):
+    """Floating-point SGLD, the reference: drift ``-lr * grad`` plus software Gaussian noise."""
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        temperature: float = 1.0,
+        data_size: int = 1,
+        prior_std: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(params, lr, temperature, data_size, prior_std, generator)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._software_step(p, *self.drift_and_variance(p, group))
+
+
+class DWSGLD(_Langevin):
+    """SGLD sent as push-pull pulse trains to the domain-wall pairs behind each weight (module doc).
+
+    Counters (since construction): ``pulses`` (drift and pair pulses), ``pulse_energy_j`` and
+    ``hot_fraction`` (share of weight updates whose drift pulses alone exceeded the target variance).
+    With a ``ledger``, every step's pulses are booked there as ``dw_pulse``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        config: SGLDConfig | None = None,
+        data_size: int = 1,
+        generator: torch.Generator | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.config = config or SGLDConfig()
+        super().__init__(params, lr, self.config.temperature, data_size, self.config.prior_std, generator)
+        self.ledger = ledger
+        self.noise = GaussianPool(self.generator, exact=self.config.exact_noise)
+        self.pulses = 0
+        self.pulse_energy_j = 0.0
+        self._updates = 0
+        self._hot = 0
+
+    @property
+    def hot_fraction(self) -> float:
+        return self._hot / self._updates if self._updates else 0.0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                drift, variance = self.drift_and_variance(p, group)
+                synapses = getattr(p, "synapses", None)
+                if synapses is None:
+                    self._software_step(p, drift, variance)
+                    continue
+                self._program(synapses, drift, variance)
+                p.copy_(synapses.weight())
+
+    def _program(self, synapses, drift: torch.Tensor, variance: float) -> None:
+        cfg, device = self.config, synapses.params
+        codes, delta = quantise(drift, cfg.bits)
+        to_m = 1.0 / synapses.weight_per_m
+        n = codes.abs()
+        pulses, energy = 0, 0.0
+        push_var_w = 0.0
+        if delta > 0:
+            push = Pulse.for_mean_step(delta * to_m, cfg.drift_overdrive, device)
+            push_var_w = push.step_variance_m2(device) / to_m**2
+            count = int(n.sum())
+            pulses, energy = count, count * push.energy_j(device)
+        total = n * push_var_w
+        if variance > 0:
+            pair_var_w = variance / (2 * cfg.pairs)  # per pulse: `pairs` pairs carry V
+            pair = Pulse.for_variance(pair_var_w * to_m**2, cfg.diffusion_overdrive, device)
+            # pairs that top the drift pulses' own diffusion up to V (none where it exceeds V)
+            pair_counts = (
+                torch.mul(n, -push_var_w / (2 * pair_var_w)).add_(cfg.pairs).round_().clamp_(min=0.0)
+            )
+            total.add_(pair_counts, alpha=2 * pair_var_w)
+            count = 2 * int(pair_counts.sum())
+            if (2 ** (cfg.bits - 1) - 1) * push_var_w > variance:  # the largest code runs hot
+                self._hot += int((n * push_var_w > variance).sum())
+            pulses, energy = pulses + count, energy + count * pair.energy_j(device)
+        self._updates += drift.numel()
+        codes.mul_(delta)  # the drift as sent: codes * Delta
+        synapses.program(codes, total, self.noise.take(drift.shape))
+        self.pulses += pulses
+        self.pulse_energy_j += energy
+        if self.ledger is not None:
+            self.ledger.add("dw_pulse", pulses, energy)
+
+
+class PosteriorSamples:
+    """Thinned weight samples of a Langevin chain, and the posterior-averaged prediction.
+
+    ``observe(model, step)`` keeps a copy of the model's state (weights, device positions, batch-norm
+    statistics) every ``thin`` steps after ``burn_in``, the last ``keep`` of them. ``predict`` is the
+    mean of the samples' softmax outputs: the Monte Carlo estimate of the posterior predictive.
+    """
+
+    def __init__(self, burn_in: int, thin: int, keep: int) -> None:
+        if burn_in < 0 or thin < 1 or keep < 1:
+            raise ValueError(f"need burn_in >= 0, thin >= 1, keep >= 1; got {burn_in}, {thin}, {keep}")
+        self.burn_in, self.thin, self.keep = burn_in, thin, keep
+        self.states: list[dict[str, torch.Tensor]] = []
+
+    def observe(self, model: nn.Module, step: int) -> None:
+        if step > self.burn_in and (step - self.burn_in) % self.thin == 0:
+            self.states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            del self.states[: -self.keep]
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+        """Posterior-averaged class probabilities of ``x`` (the current state if no sample yet)."""
+        current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        states = self.states or [current]
+        total = None
+        try:
+            for state in states:
+                model.load_state_dict(state)
+                probs = softmax_outputs(model, x, batch_size)
+                total = probs if total is None else total + probs
+        finally:
+            model.load_state_dict(current)
+        return total / len(states)
+
+
+@torch.no_grad()
+def softmax_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    model.eval()
+    return torch.cat([torch.softmax(model(x[s : s + batch_size]), 1) for s in range(0, len(x), batch_size)])
+
+
+def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean negative log-likelihood of ``labels`` under ``probs`` (nats)."""
+    picked = probs.gather(1, labels[:, None]).squeeze(1).clamp_min(1e-12)
+    return float(-picked.log().mean())
+
+
+def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+    """Expected calibration error (Guo et al. 2017): confidence vs accuracy in ``bins`` equal-width bins,
+    weighted by the share of samples in each bin."""
+    confidence, predicted = probs.max(1)
+    correct = (predicted == labels).to(probs.dtype)
+    which = (confidence * bins).long().clamp(max=bins - 1)
+    count = torch.zeros(bins, dtype=probs.dtype, device=probs.device).index_add_(
+        0, which, torch.ones_like(confidence)
+    )
+    conf_sum = torch.zeros_like(count).index_add_(0, which, confidence)
+    acc_sum = torch.zeros_like(count).index_add_(0, which, correct)
+    return float((conf_sum - acc_sum).abs().sum() / max(len(labels), 1))

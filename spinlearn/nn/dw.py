@@ -1,0 +1,271 @@
+r"""Crossbar layers of domain-wall synapses: every weight is a differential pair ``w = alpha (G+ - G-)``.
+
+A weight is never written by arithmetic: after initialisation (a write-verify to the initial value,
+as a chip is set up before training) it changes only through programming pulses
+(:meth:`DWSynapses.program`, driven by :class:`spinlearn.learning.sgld.DWSGLD`), and the layer's
+``weight`` parameter is what the devices read back. ``alpha = w_max / (G_max - G_min)``, so one full
+track of one device spans ``w_max``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from spinlearn.devices.domain_wall import DomainWall, DWPopulation, apply_trains, conductance
+
+
+class DWSynapses(nn.Module):
+    """Differential pairs of domain-wall devices behind one weight tensor.
+
+    Positions are kept in *weight-direction* coordinates ``u``: ``u = x`` for G+ and ``u = L - x``
+    for G-, so that a rise of ``w`` is a rise of ``u`` on either device and, for the linear response,
+    ``w = (w_max / L) (u+ + u- - L)``. Per update only one device of a pair is pulsed, the *active*
+    one (one draw per weight); every ``rebalance_every`` updates the device nearer the middle of its
+    track becomes the active one, so that programming keeps headroom both ways and neither device
+    drifts to an end.
+
+    Buffers: ``u`` (2, *shape): active then passive device; ``velocity`` and ``diffusion``
+    (2, *shape): their factors on the nominal v0 and D; ``plus_active`` (*shape): the active device
+    is G+.
+    """
+
+    def __init__(
+        self,
+        initial: torch.Tensor,
+        kind: DomainWall,
+        w_max: float,
+        generator: torch.Generator,
+        rebalance_every: int = 8,
+    ):
+        super().__init__()
+        if not w_max > 0:
+            raise ValueError(f"w_max must be > 0, got {w_max}")
+        self.params = kind.params
+        self.w_max = float(w_max)
+        self.alpha = self.w_max / (self.params.g_max_s - self.params.g_min_s)  # weight per siemens
+        self.generator = generator
+        self.rebalance_every = rebalance_every
+        self._updates = 0
+        shape = (2, *initial.shape)
+        pop = kind.sample(shape, generator, initial.dtype)
+        self.register_buffer("velocity", pop.velocity)
+        self.register_buffer("diffusion", pop.diffusion)
+        self.register_buffer("u", torch.empty(shape, dtype=initial.dtype, device=initial.device))
+        self.register_buffer(
+            "plus_active", torch.ones(initial.shape, dtype=torch.bool, device=initial.device)
+        )
+        self.set_exact(initial)
+
+    @property
+    def weight_per_m(self) -> float:
+        """Nominal dw/du of one device, ``w_max / L`` (exact for the linear response)."""
+        return self.w_max / self.params.track_length_m
+
+    def positions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Wall positions ``(x+, x-)`` of G+ and G- (m)."""
+        plus = torch.where(self.plus_active, self.u[0], self.u[1])
+        minus = torch.where(self.plus_active, self.u[1], self.u[0])
+        return plus, self.params.track_length_m - minus
+
+    def set_exact(self, weight: torch.Tensor) -> None:
+        """Write-verify ``weight`` (clipped to +/- w_max): G+ and G- placed symmetrically about the
+        middle of their range."""
+        p = self.params
+        frac = (weight / self.w_max).clamp(-1.0, 1.0)
+        g = 0.5 * (1.0 + torch.stack((frac, -frac)))  # G+ and G- as fractions of their range
+        if p.response == "saturating":
+            g = torch.atanh((g * math.tanh(p.saturation)).clamp(max=1 - 1e-7)) / p.saturation
+        x_plus, x_minus = g * p.track_length_m
+        self.plus_active.fill_(True)
+        self.u[0] = x_plus
+        self.u[1] = p.track_length_m - x_minus
+
+    def weight(self) -> torch.Tensor:
+        """Noise-free ``alpha (G+ - G-)``."""
+        if self.params.response == "linear":  # no need to know which device is which
+            return (self.u[0] + self.u[1]).sub_(self.params.track_length_m).mul_(self.weight_per_m)
+        x_plus, x_minus = self.positions()
+        return self.alpha * (conductance(x_plus, self.params) - conductance(x_minus, self.params))
+
+    def read_noise(self) -> torch.Tensor | None:
+        """``alpha (dG+ - dG-)`` of one noisy read of both devices, or None without read noise."""
+        p = self.params
+        if p.read_noise == 0:
+            return None
+        noise = torch.randn(self.u.shape, generator=self.generator, device=self.u.device, dtype=self.u.dtype)
+        return self.alpha * p.read_noise * (p.g_max_s - p.g_min_s) * (noise[0] - noise[1])
+
+    @torch.no_grad()
+    def program(self, mean_w: torch.Tensor, variance_w: torch.Tensor, noise: torch.Tensor) -> None:
+        """Pulse the active devices: nominal totals move each weight by ``mean_w`` with ``variance_w``
+        (``variance_w`` is consumed); ``noise``: standard normal numbers, one per weight."""
+        self._updates += 1
+        if self._updates % self.rebalance_every == 0:
+            self._rebalance()
+        to_m = 1.0 / self.weight_per_m
+        pop = DWPopulation(self.velocity[0], self.diffusion[0])
+        apply_trains(self.u[0], pop, self.params, mean_w * to_m, variance_w.mul_(to_m**2), noise)
+
+    def _rebalance(self) -> None:
+        """Make the device nearer the middle of its track the active one."""
+        middle = 0.5 * self.params.track_length_m
+        swap = (self.u[1] - middle).abs_() < (self.u[0] - middle).abs_()
+        weight = swap.to(self.u.dtype)
+        for pair in (self.u, self.velocity, self.diffusion):
+            total = pair[0] + pair[1]
+            pair[0] = torch.lerp(pair[0], pair[1], weight)
+            pair[1] = total.sub_(pair[0])
+        self.plus_active.logical_xor_(swap)
+
+
+class _DWLayer(nn.Module):
+    """Weight (and bias) held by DWSynapses; the parameters are refreshed from device reads."""
+
+    def _attach(self, name: str, initial: torch.Tensor, kind: DomainWall, w_max: float, generator) -> None:
+        synapses = DWSynapses(initial, kind, w_max, generator)
+        self.add_module(f"{name}_synapses", synapses)
+        parameter = nn.Parameter(synapses.weight())
+        parameter.synapses = synapses  # how the optimizer finds the devices behind the parameter
+        self.register_parameter(name, parameter)
+
+    def _effective(self, name: str) -> torch.Tensor | None:
+        parameter = getattr(self, name)
+        if parameter is None:
+            return None
+        noise = parameter.synapses.read_noise()
+        return parameter if noise is None else parameter + noise
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Re-read every parameter from its devices (after programming or a state load)."""
+        for parameter in self.parameters(recurse=False):
+            parameter.copy_(parameter.synapses.weight())
+
+
+class DWLinear(_DWLayer):
+    """``y = x W^T + b`` with W and b on domain-wall pairs; ``w_max`` spans one device's track."""
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        kind: DomainWall,
+        w_max: float,
+        generator: torch.Generator,
+    ) -> None:
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        self._attach("weight", weight, kind, w_max, generator)
+        if bias is None:
+            self.register_parameter("bias", None)
+        else:
+            self._attach("bias", bias, kind, w_max, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self._effective("weight"), self._effective("bias"))
+
+    def extra_repr(self) -> str:
+        w_max = self.weight_synapses.w_max
+        return f"in_features={self.in_features}, out_features={self.out_features}, w_max={w_max:.3g}"
+
+
+class DWConv2d(_DWLayer):
+    """A 2-D convolution whose kernel (and bias) live on domain-wall pairs (a crossbar of
+    ``in_channels * k * k`` rows by ``out_channels`` columns)."""
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        kind: DomainWall,
+        w_max: float,
+        generator: torch.Generator,
+        stride: int = 1,
+        padding: int = 0,
+    ) -> None:
+        super().__init__()
+        self.out_channels, self.in_channels, self.kernel_size, _ = weight.shape
+        self.stride, self.padding = stride, padding
+        self._attach("weight", weight, kind, w_max, generator)
+        if bias is None:
+            self.register_parameter("bias", None)
+        else:
+            self._attach("bias", bias, kind, w_max, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self._effective("weight"), self._effective("bias"), self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+class Layers:
+    """Builds the linear and convolution layers of a model, either on domain-wall pairs (``kind``) or
+    as plain float layers (``kind=None``), drawing the same initial weights from ``init`` in the same
+    order, so that a DW network and its float twin start identical.
+
+    Initial weights: Kaiming-uniform (bound ``sqrt(6 / fan_in)``) for convolutions, LeCun-uniform
+    (``sqrt(3 / fan_in)``) for linear layers, zero biases. Each DW layer's ``w_max`` is
+    ``weight_range`` times its initial bound.
+    """
+
+    def __init__(
+        self,
+        kind: DomainWall | None,
+        init: torch.Generator,
+        device_generator: torch.Generator | None = None,
+        weight_range: float = 4.0,
+    ) -> None:
+        if kind is not None and device_generator is None:
+            raise ValueError("DW layers need a device generator")
+        self.kind, self.init, self.device_generator, self.weight_range = (
+            kind,
+            init,
+            device_generator,
+            weight_range,
+        )
+
+    def _uniform(self, shape: tuple[int, ...], bound: float) -> torch.Tensor:
+        return (2 * torch.rand(shape, generator=self.init) - 1) * bound
+
+    def linear(self, fan_in: int, fan_out: int, bias: bool = True) -> nn.Module:
+        bound = math.sqrt(3.0 / fan_in)
+        weight = self._uniform((fan_out, fan_in), bound)
+        b = torch.zeros(fan_out) if bias else None
+        if self.kind is None:
+            layer = nn.Linear(fan_in, fan_out, bias=bias)
+            return _load(layer, weight, b)
+        device = self.device_generator.device
+        b = None if b is None else b.to(device)
+        return DWLinear(weight.to(device), b, self.kind, self.weight_range * bound, self.device_generator)
+
+    def conv(self, c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0) -> nn.Module:
+        bound = math.sqrt(6.0 / (c_in * k * k))
+        weight = self._uniform((c_out, c_in, k, k), bound)
+        if self.kind is None:
+            return _load(nn.Conv2d(c_in, c_out, k, stride, padding, bias=False), weight, None)
+        device = self.device_generator.device
+        return DWConv2d(
+            weight.to(device),
+            None,
+            self.kind,
+            self.weight_range * bound,
+            self.device_generator,
+            stride,
+            padding,
+        )
+
+
+def _load(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer
