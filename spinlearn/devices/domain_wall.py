@@ -10,6 +10,9 @@ reconstruction from standard domain-wall physics, since the paper's device model
 
   .. math:: G(x) = G_{min} + (G_{max} - G_{min})\,\frac{\tanh(s x / L)}{\tanh s} \quad\text{(saturating)}
 
+  The functions below take the position from the middle of the track, :math:`z = x - L/2 \in
+  [-L/2, L/2]` (``offset_m``), which keeps the update arithmetic short.
+
 * **A programming pulse** of current :math:`I` and width :math:`t` drives the wall through a
   disordered pinning landscape. Below the depinning current :math:`I_{th}` the wall stays put.
   Above it, it drifts at :math:`v = v_0 (I / I_{th} - 1)` and diffuses with constant :math:`D`
@@ -133,18 +136,18 @@ def sample_population(
     return DWPopulation(factors[0], factors[1])
 
 
-def conductance(position_m: torch.Tensor, params: DWParams) -> torch.Tensor:
-    """G(x) in siemens (linear or saturating response)."""
-    frac = position_m / params.track_length_m
+def conductance(offset_m: torch.Tensor, params: DWParams) -> torch.Tensor:
+    """G in siemens of walls at ``offset_m`` from the middle of the track (linear or saturating)."""
+    frac = offset_m / params.track_length_m + 0.5
     if params.response == "saturating":
         s = params.saturation
         frac = torch.tanh(s * frac) / math.tanh(s)
     return params.g_min_s + (params.g_max_s - params.g_min_s) * frac
 
 
-def read_conductance(position_m: torch.Tensor, params: DWParams, generator: torch.Generator) -> torch.Tensor:
-    """One read of G(x) per device, with Gaussian read noise when ``params.read_noise`` > 0."""
-    g = conductance(position_m, params)
+def read_conductance(offset_m: torch.Tensor, params: DWParams, generator: torch.Generator) -> torch.Tensor:
+    """One read of G per device, with Gaussian read noise when ``params.read_noise`` > 0."""
+    g = conductance(offset_m, params)
     if params.read_noise > 0:
         noise = torch.randn(g.shape, generator=generator, device=g.device, dtype=g.dtype)
         g = g + params.read_noise * (params.g_max_s - params.g_min_s) * noise
@@ -152,30 +155,34 @@ def read_conductance(position_m: torch.Tensor, params: DWParams, generator: torc
 
 
 def apply_trains(
-    position_m: torch.Tensor,
+    offset_m: torch.Tensor,
     pop: DWPopulation,
     params: DWParams,
-    mean_m: torch.Tensor,
-    variance_m2: torch.Tensor,
+    drift: torch.Tensor,
+    variance: torch.Tensor,
     noise: torch.Tensor,
+    step_m: float,
+    sigma_m: float,
 ) -> torch.Tensor:
-    """Wall positions after pulse trains of nominal total mean ``mean_m`` and variance ``variance_m2``
-    (in place on ``position_m``, which is returned).
+    """Wall offsets from the track's middle after pulse trains (in place on ``offset_m``, returned).
 
-    ``mean_m = sum_pulses (+/-) mu`` and ``variance_m2 = sum_pulses sigma^2`` come from the nominal
-    pulses (:class:`Pulse`); each device scales them by its own ``v0`` and ``D`` factors and draws its
-    displacement with the standard normal ``noise``. A step towards an end shrinks by
-    ``min(1, d / lambda)`` (``d``: the room left), and the wall stays within ``[0, L]``.
+    The trains' nominal total mean is ``drift * step_m`` and their variance ``variance * sigma_m**2``
+    (``drift``, ``variance``: tensors in any unit, e.g. signed pulse counts and pulse counts weighted
+    by their variance; both are overwritten). Each device scales them by its own ``v0`` and ``D``
+    factors and draws its displacement with the standard normal ``noise``. A step towards an end
+    shrinks by ``min(1, d / lambda)`` (``d``: the room left), and the wall stays on the track.
     """
-    length, half = params.track_length_m, 0.5 * params.track_length_m
-    step = torch.addcmul(mean_m * pop.velocity, variance_m2.mul_(pop.diffusion).sqrt_(), noise)
-    # room left in the direction of the step: L - x moving up, x moving down. Written without
-    # boolean masks or sign(), which cost several multiplications each on a CPU:
-    # (L/2 - x) sign(step) = copysign(L/2 - x, (L/2 - x) step)
-    centred = torch.sub(half, position_m)
-    room = torch.copysign(centred, centred * step).add_(half)
-    step.mul_(room.mul_(1.0 / params.edge_length_m).clamp_(max=1.0))
-    return position_m.add_(step).clamp_(0.0, length)
+    unit = step_m or sigma_m  # metres per unit of the step below (drift is zero where step_m is)
+    if unit == 0:
+        return offset_m
+    step = drift.mul_(pop.velocity)
+    step.addcmul_(variance.mul_(pop.diffusion).sqrt_(), noise, value=sigma_m / unit)
+    # Room left in the direction of the step: L/2 - z moving up, L/2 + z moving down, i.e.
+    # L/2 - z sign(step) = L/2 - copysign(z, z step): no boolean masks or sign(), which cost
+    # several multiplications each on a CPU. Steps are scaled by min(room, lambda) / lambda.
+    half, edge = 0.5 * params.track_length_m, params.edge_length_m
+    room = torch.rsub(torch.copysign(offset_m, offset_m * step), half).clamp_(max=edge)
+    return offset_m.addcmul_(step, room, value=unit / edge).clamp_(-half, half)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class DWData(DataConfig):
 class DWTrainConfig(Validated):
     """Schedule shared by every variant (lr on the mean minibatch loss; see learning.sgld)."""
 
-    epochs: int = param(6, "passes over the training set", ge=1, le=100_000)
+    epochs: int = param(8, "passes over the training set", ge=1, le=100_000)
     batch_size: int = param(128, "samples per update", ge=1, le=1_000_000)
     lr: float = param(0.1, "learning rate eta (drift -eta grad of the mean loss)", gt=0, le=100)
     lr_decay: str = param("cosine", "learning-rate schedule", choices=("none", "exponential", "cosine"))
@@ -96,10 +96,15 @@ class SweepConfig(Validated):
     bits: tuple[int, ...] = param((), "update precisions to sweep (dw-bits-sweep)", ge=2, le=16)
 
 
+#: A cold posterior (T < 1), as is customary for SGLD on neural networks (Wenzel et al. 2020): at T = 1
+#: the MLP stays ~1 pp below SGD on MNIST (0.965 after 6 epochs, float and DW alike).
+COLD = 0.1
+
+
 @dataclass(frozen=True)
 class DWConfig:
     device: DWParams = dataclasses.field(default_factory=DWParams)
-    sgld: SGLDConfig = dataclasses.field(default_factory=SGLDConfig)
+    sgld: SGLDConfig = dataclasses.field(default_factory=lambda: SGLDConfig(temperature=COLD))
     data: DWData = dataclasses.field(default_factory=DWData)
     train: DWTrainConfig = dataclasses.field(default_factory=DWTrainConfig)
     model: DWModelConfig = dataclasses.field(default_factory=DWModelConfig)
@@ -110,7 +115,7 @@ class DWConfig:
 
 
 def load(cfg: DWData, seed: int, device: torch.device) -> tuple[Tensors, tuple[int, ...]]:
-    """Normalised tensors and the input shape of one sample (images keep their channels for ResNet)."""
+    """Normalised, flattened tensors and the shape of one sample (the ResNet unflattens it)."""
     if cfg.dataset != "cifar10":
         d = mnist.load(
             mnist.MNISTData(dir=cfg.dir, dataset=cfg.dataset, train_subset=cfg.train_subset), seed, device
@@ -122,7 +127,7 @@ def load(cfg: DWData, seed: int, device: torch.device) -> tuple[Tensors, tuple[i
     std = splits.x_train[:n].std(axis=(0, 2, 3), keepdims=True)
 
     def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        xt = torch.as_tensor((x - mean) / std, dtype=torch.float32, device=device)
+        xt = torch.as_tensor((x - mean) / std, dtype=torch.float32, device=device).flatten(1)
         return xt, torch.as_tensor(y, dtype=torch.long, device=device)
 
     d = Tensors(

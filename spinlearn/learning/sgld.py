@@ -46,6 +46,8 @@ from spinlearn.devices.domain_wall import Pulse
 from spinlearn.energy import Ledger
 from spinlearn.noise import GaussianPool
 
+CHUNK = 1 << 18  # elements per slice of a DW update: bounds the temporaries of large tensors
+
 
 @dataclass(frozen=True)
 class SGLDConfig(Validated):
@@ -56,7 +58,7 @@ class SGLDConfig(Validated):
     pairs: int = param(
         16, "push-pull pairs that carry the whole diffusion of a weight without drift", ge=1, le=4096
     )
-    drift_overdrive: float = param(2.0, "I/I_th - 1 of the drift pulses", gt=0, le=100)
+    drift_overdrive: float = param(4.0, "I/I_th - 1 of the drift pulses", gt=0, le=100)
     diffusion_overdrive: float = param(0.2, "I/I_th - 1 of the push-pull pairs", gt=0, le=100)
     prior_std: float = param(0.0, "std of a Gaussian prior on the weights (0: flat prior)", ge=0, le=1e6)
     exact_noise: bool = param(
@@ -64,22 +66,26 @@ class SGLDConfig(Validated):
     )
 
 
+def code_step(peak: float, bits: int) -> float:
+    """The drift per code step, ``Delta = peak / (2^(bits-1) - 1)`` for the largest drift ``peak``
+    (0 when there is nothing to send)."""
+    if bits < 2:
+        raise ValueError(f"bits must be >= 2, got {bits}")
+    if peak == 0.0 or not math.isfinite(peak):
+        return 0.0
+    return peak / (2 ** (bits - 1) - 1)
+
+
 def quantise(drift: torch.Tensor, bits: int) -> tuple[torch.Tensor, float]:
     """Signed integer codes (as floats) and the step ``Delta``: ``drift ~ codes * Delta``.
 
-    Round to nearest with one step per tensor, ``Delta = max|drift| / (2^(bits-1) - 1)``, so the
-    largest drift is sent exactly and smaller ones within ``Delta / 2``.
+    Round to nearest with one step per tensor (:func:`code_step`), so the largest drift is sent
+    exactly and smaller ones within ``Delta / 2``.
     """
-    if bits < 2:
-        raise ValueError(f"bits must be >= 2, got {bits}")
-    levels = 2 ** (bits - 1) - 1
-    if drift.numel() == 0:
-        return drift.clone(), 0.0
-    low, high = torch.aminmax(drift)
-    peak = max(-float(low), float(high))
-    if peak == 0.0 or not math.isfinite(peak):
+    peak = float(drift.abs().max()) if drift.numel() else 0.0
+    delta = code_step(peak, bits)
+    if delta == 0.0:
         return torch.zeros_like(drift), 0.0
-    delta = peak / levels
     return drift.mul(1.0 / delta).round_(), delta
 
 
@@ -171,46 +177,64 @@ class DWSGLD(_Langevin):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                drift, variance = self.drift_and_variance(p, group)
                 synapses = getattr(p, "synapses", None)
                 if synapses is None:
-                    self._software_step(p, drift, variance)
-                    continue
-                self._program(synapses, drift, variance)
-                p.copy_(synapses.weight())
+                    self._software_step(p, *self.drift_and_variance(p, group))
+                else:
+                    self._program(p, synapses, group)
 
-    def _program(self, synapses, drift: torch.Tensor, variance: float) -> None:
+    def _program(self, p: torch.Tensor, synapses, group: dict) -> None:
+        """Quantise the drift, count the pulses, and send them (in slices of ``CHUNK`` weights).
+
+        Written as few in-place passes as possible: on a CPU the update is bound by the number of
+        elementwise kernels, not by arithmetic."""
         cfg, device = self.config, synapses.params
-        codes, delta = quantise(drift, cfg.bits)
+        lr = group["lr"]
+        grad = p.grad
+        if group["prior_std"] > 0:
+            grad = grad + p / (group["prior_std"] ** 2 * group["data_size"])
+        variance = 2.0 * lr * group["temperature"] / group["data_size"]
+        low, high = torch.aminmax(grad)
+        delta = code_step(lr * max(-float(low), float(high)), cfg.bits)  # weight units per code
         to_m = 1.0 / synapses.weight_per_m
-        n = codes.abs()
-        pulses, energy = 0, 0.0
-        push_var_w = 0.0
+        push_var = pair_var = 0.0  # variance of one drift pulse, of one pair pulse (weight units^2)
         if delta > 0:
             push = Pulse.for_mean_step(delta * to_m, cfg.drift_overdrive, device)
-            push_var_w = push.step_variance_m2(device) / to_m**2
-            count = int(n.sum())
-            pulses, energy = count, count * push.energy_j(device)
-        total = n * push_var_w
+            push_var = push.step_variance_m2(device) / to_m**2
         if variance > 0:
-            pair_var_w = variance / (2 * cfg.pairs)  # per pulse: `pairs` pairs carry V
-            pair = Pulse.for_variance(pair_var_w * to_m**2, cfg.diffusion_overdrive, device)
-            # pairs that top the drift pulses' own diffusion up to V (none where it exceeds V)
-            pair_counts = (
-                torch.mul(n, -push_var_w / (2 * pair_var_w)).add_(cfg.pairs).round_().clamp_(min=0.0)
-            )
-            total.add_(pair_counts, alpha=2 * pair_var_w)
-            count = 2 * int(pair_counts.sum())
-            if (2 ** (cfg.bits - 1) - 1) * push_var_w > variance:  # the largest code runs hot
-                self._hot += int((n * push_var_w > variance).sum())
-            pulses, energy = pulses + count, energy + count * pair.energy_j(device)
-        self._updates += drift.numel()
-        codes.mul_(delta)  # the drift as sent: codes * Delta
-        synapses.program(codes, total, self.noise.take(drift.shape))
-        self.pulses += pulses
+            pair_var = variance / (2 * cfg.pairs)  # `pairs` pairs carry the whole V
+            pair = Pulse.for_variance(pair_var * to_m**2, cfg.diffusion_overdrive, device)
+        # variance unit: one pair pulse if there are pairs, else one drift pulse
+        unit_var = pair_var or push_var
+        synapses.begin_update()
+        flat_grad, flat_p = grad.reshape(-1), p.view(-1)
+        noise = self.noise.take((flat_grad.numel(),))
+        drift_pulses = pair_pulses = hot = 0
+        for first in range(0, flat_grad.numel(), CHUNK):
+            chunk = slice(first, first + CHUNK)
+            codes = flat_grad[chunk].mul(-lr / delta if delta else 0.0).round_()
+            n = codes.abs()
+            drift_pulses += int(n.sum())
+            var_units = n.mul_(push_var / unit_var) if unit_var else n.zero_()
+            if pair_var:
+                # pairs that top the drift pulses' own diffusion (var_units / 2 pairs) up to V
+                pairs = torch.sub(cfg.pairs, var_units, alpha=0.5).round_()
+                if (2 ** (cfg.bits - 1) - 1) * push_var > variance:  # the largest codes may run hot
+                    hot += int((var_units > 2 * cfg.pairs).sum())
+                    pairs.clamp_(min=0.0)
+                pair_pulses += 2 * int(pairs.sum())
+                var_units.add_(pairs, alpha=2.0)
+            synapses.program(codes, var_units, noise[chunk], delta, math.sqrt(unit_var), chunk)
+            synapses.read_into(flat_p[chunk], chunk)
+        energy = drift_pulses * push.energy_j(device) if drift_pulses else 0.0
+        if pair_pulses:
+            energy += pair_pulses * pair.energy_j(device)
+        self._updates += flat_grad.numel()
+        self._hot += hot
+        self.pulses += drift_pulses + pair_pulses
         self.pulse_energy_j += energy
         if self.ledger is not None:
-            self.ledger.add("dw_pulse", pulses, energy)
+            self.ledger.add("dw_pulse", drift_pulses + pair_pulses, energy)
 
 
 class PosteriorSamples:

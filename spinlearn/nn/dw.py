@@ -3,7 +3,7 @@ r"""Crossbar layers of domain-wall synapses: every weight is a differential pair
 A weight is never written by arithmetic: after initialisation (a write-verify to the initial value,
 as a chip is set up before training) it changes only through programming pulses
 (:meth:`DWSynapses.program`, driven by :class:`spinlearn.learning.sgld.DWSGLD`), and the layer's
-``weight`` parameter is what the devices read back. ``alpha = w_max / (G_max - G_min)``, so one full
+``crossbar`` parameter is what the devices read back. ``alpha = w_max / (G_max - G_min)``, so one full
 track of one device spans ``w_max``.
 """
 
@@ -21,12 +21,12 @@ from spinlearn.devices.domain_wall import DomainWall, DWPopulation, apply_trains
 class DWSynapses(nn.Module):
     """Differential pairs of domain-wall devices behind one weight tensor.
 
-    Positions are kept in *weight-direction* coordinates ``u``: ``u = x`` for G+ and ``u = L - x``
-    for G-, so that a rise of ``w`` is a rise of ``u`` on either device and, for the linear response,
-    ``w = (w_max / L) (u+ + u- - L)``. Per update only one device of a pair is pulsed, the *active*
-    one (one draw per weight); every ``rebalance_every`` updates the device nearer the middle of its
-    track becomes the active one, so that programming keeps headroom both ways and neither device
-    drifts to an end.
+    Walls are kept in *weight-direction* coordinates ``u``: ``u = z`` for G+ and ``u = -z`` for G-
+    (``z``: offset from the middle of the track), so that a rise of ``w`` is a rise of ``u`` on
+    either device and, for the linear response, ``w = (w_max / L) (u+ + u-)``. Per update only one
+    device of a pair is pulsed, the *active* one (one draw per weight); every ``rebalance_every``
+    updates the device nearer the middle of its track becomes the active one, so that programming
+    keeps headroom both ways and neither device drifts to an end.
 
     Buffers: ``u`` (2, *shape): active then passive device; ``velocity`` and ``diffusion``
     (2, *shape): their factors on the nominal v0 and D; ``plus_active`` (*shape): the active device
@@ -65,11 +65,11 @@ class DWSynapses(nn.Module):
         """Nominal dw/du of one device, ``w_max / L`` (exact for the linear response)."""
         return self.w_max / self.params.track_length_m
 
-    def positions(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Wall positions ``(x+, x-)`` of G+ and G- (m)."""
+    def offsets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Wall offsets ``(z+, z-)`` of G+ and G- from the middle of their tracks (m)."""
         plus = torch.where(self.plus_active, self.u[0], self.u[1])
         minus = torch.where(self.plus_active, self.u[1], self.u[0])
-        return plus, self.params.track_length_m - minus
+        return plus, -minus
 
     def set_exact(self, weight: torch.Tensor) -> None:
         """Write-verify ``weight`` (clipped to +/- w_max): G+ and G- placed symmetrically about the
@@ -79,17 +79,17 @@ class DWSynapses(nn.Module):
         g = 0.5 * (1.0 + torch.stack((frac, -frac)))  # G+ and G- as fractions of their range
         if p.response == "saturating":
             g = torch.atanh((g * math.tanh(p.saturation)).clamp(max=1 - 1e-7)) / p.saturation
-        x_plus, x_minus = g * p.track_length_m
+        z_plus, z_minus = (g - 0.5) * p.track_length_m
         self.plus_active.fill_(True)
-        self.u[0] = x_plus
-        self.u[1] = p.track_length_m - x_minus
+        self.u[0] = z_plus
+        self.u[1] = -z_minus
 
     def weight(self) -> torch.Tensor:
         """Noise-free ``alpha (G+ - G-)``."""
         if self.params.response == "linear":  # no need to know which device is which
-            return (self.u[0] + self.u[1]).sub_(self.params.track_length_m).mul_(self.weight_per_m)
-        x_plus, x_minus = self.positions()
-        return self.alpha * (conductance(x_plus, self.params) - conductance(x_minus, self.params))
+            return (self.u[0] + self.u[1]).mul_(self.weight_per_m)
+        z_plus, z_minus = self.offsets()
+        return self.alpha * (conductance(z_plus, self.params) - conductance(z_minus, self.params))
 
     def read_noise(self) -> torch.Tensor | None:
         """``alpha (dG+ - dG-)`` of one noisy read of both devices, or None without read noise."""
@@ -99,21 +99,41 @@ class DWSynapses(nn.Module):
         noise = torch.randn(self.u.shape, generator=self.generator, device=self.u.device, dtype=self.u.dtype)
         return self.alpha * p.read_noise * (p.g_max_s - p.g_min_s) * (noise[0] - noise[1])
 
-    @torch.no_grad()
-    def program(self, mean_w: torch.Tensor, variance_w: torch.Tensor, noise: torch.Tensor) -> None:
-        """Pulse the active devices: nominal totals move each weight by ``mean_w`` with ``variance_w``
-        (``variance_w`` is consumed); ``noise``: standard normal numbers, one per weight."""
+    def begin_update(self) -> None:
+        """Called once per optimizer step, before :meth:`program`: every ``rebalance_every``
+        updates, the device nearer the middle of its track becomes the active one."""
         self._updates += 1
         if self._updates % self.rebalance_every == 0:
             self._rebalance()
+
+    @torch.no_grad()
+    def program(
+        self,
+        drift: torch.Tensor,
+        variance: torch.Tensor,
+        noise: torch.Tensor,
+        step_w: float,
+        sigma_w: float,
+        chunk: slice = slice(None),
+    ) -> None:
+        """Pulse the active devices of the flat range ``chunk``: trains of nominal mean
+        ``drift * step_w`` and variance ``variance * sigma_w**2`` in weight units (see
+        :func:`~spinlearn.devices.domain_wall.apply_trains`; ``drift`` and ``variance`` are consumed)."""
+        active = self.u[0].view(-1)[chunk]
+        pop = DWPopulation(self.velocity[0].view(-1)[chunk], self.diffusion[0].view(-1)[chunk])
         to_m = 1.0 / self.weight_per_m
-        pop = DWPopulation(self.velocity[0], self.diffusion[0])
-        apply_trains(self.u[0], pop, self.params, mean_w * to_m, variance_w.mul_(to_m**2), noise)
+        apply_trains(active, pop, self.params, drift, variance, noise, step_w * to_m, sigma_w * to_m)
+
+    def read_into(self, out: torch.Tensor, chunk: slice = slice(None)) -> None:
+        """Noise-free weights of the flat range ``chunk`` into ``out`` (a flat view of the parameter)."""
+        if self.params.response != "linear":
+            out.copy_(self.weight().view(-1)[chunk])
+            return
+        torch.add(self.u[0].view(-1)[chunk], self.u[1].view(-1)[chunk], out=out).mul_(self.weight_per_m)
 
     def _rebalance(self) -> None:
         """Make the device nearer the middle of its track the active one."""
-        middle = 0.5 * self.params.track_length_m
-        swap = (self.u[1] - middle).abs_() < (self.u[0] - middle).abs_()
+        swap = self.u[1].abs() < self.u[0].abs()
         weight = swap.to(self.u.dtype)
         for pair in (self.u, self.velocity, self.diffusion):
             total = pair[0] + pair[1]
@@ -123,31 +143,30 @@ class DWSynapses(nn.Module):
 
 
 class _DWLayer(nn.Module):
-    """Weight (and bias) held by DWSynapses; the parameters are refreshed from device reads."""
+    """A crossbar: one matrix of DW pairs (``synapses``) read into the ``crossbar`` parameter.
 
-    def _attach(self, name: str, initial: torch.Tensor, kind: DomainWall, w_max: float, generator) -> None:
-        synapses = DWSynapses(initial, kind, w_max, generator)
-        self.add_module(f"{name}_synapses", synapses)
-        parameter = nn.Parameter(synapses.weight())
-        parameter.synapses = synapses  # how the optimizer finds the devices behind the parameter
-        self.register_parameter(name, parameter)
+    The parameter is refreshed from the devices after every programming step; arithmetic on it is
+    overwritten by the next :meth:`refresh`. A bias is one more column of the crossbar, driven by a
+    constant input of 1 (as a crossbar realises it), so it shares the weights' pulses and range.
+    """
 
-    def _effective(self, name: str) -> torch.Tensor | None:
-        parameter = getattr(self, name)
-        if parameter is None:
-            return None
-        noise = parameter.synapses.read_noise()
-        return parameter if noise is None else parameter + noise
+    def _attach(self, matrix: torch.Tensor, kind: DomainWall, w_max: float, generator) -> None:
+        self.synapses = DWSynapses(matrix, kind, w_max, generator)
+        self.crossbar = nn.Parameter(self.synapses.weight())
+        self.crossbar.synapses = self.synapses  # how the optimizer finds the devices behind it
+
+    def _matrix(self) -> torch.Tensor:
+        noise = self.synapses.read_noise()
+        return self.crossbar if noise is None else self.crossbar + noise
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """Re-read every parameter from its devices (after programming or a state load)."""
-        for parameter in self.parameters(recurse=False):
-            parameter.copy_(parameter.synapses.weight())
+        """Re-read the crossbar from its devices (after programming or a state load)."""
+        self.crossbar.copy_(self.synapses.weight())
 
 
 class DWLinear(_DWLayer):
-    """``y = x W^T + b`` with W and b on domain-wall pairs; ``w_max`` spans one device's track."""
+    """``y = x W^T + b`` with ``[W | b]`` on one crossbar of DW pairs; ``w_max`` spans one device."""
 
     def __init__(
         self,
@@ -159,28 +178,36 @@ class DWLinear(_DWLayer):
     ) -> None:
         super().__init__()
         self.out_features, self.in_features = weight.shape
-        self._attach("weight", weight, kind, w_max, generator)
-        if bias is None:
-            self.register_parameter("bias", None)
-        else:
-            self._attach("bias", bias, kind, w_max, generator)
+        self.has_bias = bias is not None
+        matrix = torch.cat((weight, bias[:, None]), 1) if self.has_bias else weight
+        self._attach(matrix, kind, w_max, generator)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.crossbar[:, : self.in_features]
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.crossbar[:, self.in_features] if self.has_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self._effective("weight"), self._effective("bias"))
+        m = self._matrix()
+        return F.linear(x, m[:, : self.in_features], m[:, self.in_features] if self.has_bias else None)
 
     def extra_repr(self) -> str:
-        w_max = self.weight_synapses.w_max
-        return f"in_features={self.in_features}, out_features={self.out_features}, w_max={w_max:.3g}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.has_bias}, w_max={self.synapses.w_max:.3g}"
+        )
 
 
 class DWConv2d(_DWLayer):
-    """A 2-D convolution whose kernel (and bias) live on domain-wall pairs (a crossbar of
-    ``in_channels * k * k`` rows by ``out_channels`` columns)."""
+    """A 2-D convolution (no bias) whose kernel lives on a crossbar of DW pairs,
+    ``in_channels * k * k`` rows by ``out_channels`` columns."""
 
     def __init__(
         self,
         weight: torch.Tensor,
-        bias: torch.Tensor | None,
         kind: DomainWall,
         w_max: float,
         generator: torch.Generator,
@@ -190,14 +217,14 @@ class DWConv2d(_DWLayer):
         super().__init__()
         self.out_channels, self.in_channels, self.kernel_size, _ = weight.shape
         self.stride, self.padding = stride, padding
-        self._attach("weight", weight, kind, w_max, generator)
-        if bias is None:
-            self.register_parameter("bias", None)
-        else:
-            self._attach("bias", bias, kind, w_max, generator)
+        self._attach(weight, kind, w_max, generator)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.crossbar
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self._effective("weight"), self._effective("bias"), self.stride, self.padding)
+        return F.conv2d(x, self._matrix(), None, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return (
@@ -252,15 +279,8 @@ class Layers:
         if self.kind is None:
             return _load(nn.Conv2d(c_in, c_out, k, stride, padding, bias=False), weight, None)
         device = self.device_generator.device
-        return DWConv2d(
-            weight.to(device),
-            None,
-            self.kind,
-            self.weight_range * bound,
-            self.device_generator,
-            stride,
-            padding,
-        )
+        w_max = self.weight_range * bound
+        return DWConv2d(weight.to(device), self.kind, w_max, self.device_generator, stride, padding)
 
 
 def _load(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:

@@ -1,0 +1,79 @@
+"""``dw_sgld_vs_sgd``: step time of DW-SGLD / plain SGD on the same MLP (mnist-dw-sgld's network).
+
+Both networks are 784 -> 256 -> 256 -> 10 ReLU MLPs trained on the same minibatches of synthetic
+MNIST-shaped data (the cost does not depend on the pixel values). A DW-SGLD step is forward,
+backward and the push-pull programming of every weight's domain-wall pair (quantisation, pulse
+counts, one stochastic wall move per weight, read-back); an SGD step is forward, backward and
+``torch.optim.SGD``. Floating-point SGLD (software noise) is timed beside them. Rounds of steps
+alternate between the variants so that machine noise hits all alike; the ratio is of the medians
+after a warm-up round.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from spinlearn.devices.domain_wall import DomainWall
+from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig
+from spinlearn.nn.dw import Layers
+from spinlearn.nn.resnet import mlp
+
+SIZES = [784, 256, 256, 10]
+BATCH = 128
+STEPS_PER_ROUND = 40
+DATA_SIZE = 50_000
+
+
+def _variant(kind: str):
+    init = torch.Generator().manual_seed(0)
+    if kind == "dw_sgld":
+        model = mlp(SIZES, Layers(DomainWall(), init, torch.Generator().manual_seed(1)))
+        return model, DWSGLD(
+            model.parameters(), 0.1, SGLDConfig(temperature=0.1), DATA_SIZE, torch.Generator()
+        )
+    model = mlp(SIZES, Layers(None, init))
+    if kind == "float_sgld":
+        return model, SGLD(model.parameters(), 0.1, 0.1, DATA_SIZE, generator=torch.Generator())
+    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def _round(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
+    start = time.perf_counter()
+    for b in range(STEPS_PER_ROUND):
+        sl = slice(b * BATCH, (b + 1) * BATCH)
+        loss = nn.functional.cross_entropy(model(x[sl]), y[sl])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return (time.perf_counter() - start) / STEPS_PER_ROUND
+
+
+def run(rounds: int = 7) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH * STEPS_PER_ROUND, SIZES[0], generator=gen)
+    y = torch.randint(0, SIZES[-1], (len(x),), generator=gen)
+    variants = {kind: _variant(kind) for kind in ("dw_sgld", "sgd", "float_sgld")}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(rounds + 1):
+        for kind, (model, optimizer) in variants.items():
+            elapsed = _round(model, optimizer, x, y)
+            if r > 0:  # the first round is warm-up
+                times[kind].append(elapsed)
+    step = {kind: statistics.median(t) for kind, t in times.items()}
+    return {
+        "benchmark": "dw_sgld_vs_sgd",
+        "ratio": step["dw_sgld"] / step["sgd"],
+        "float_sgld_ratio": step["float_sgld"] / step["sgd"],
+        "dw_sgld_step_s_median": step["dw_sgld"],
+        "sgd_step_s_median": step["sgd"],
+        "float_sgld_step_s_median": step["float_sgld"],
+        "weights": sum(a * b + b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True)),
+        "batch": BATCH,
+        "rounds_timed": rounds,
+        "steps_per_round": STEPS_PER_ROUND,
+        "threads": torch.get_num_threads(),
+    }

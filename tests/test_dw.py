@@ -1,0 +1,346 @@
+"""Domain-wall synapses and DW-SGLD (issue 5): device statistics, layers, optimizer, data, experiments."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import run_summary, spinlearn
+from torch import nn
+
+from spinlearn import data
+from spinlearn.devices.domain_wall import DomainWall, DWParams, Pulse, apply_trains, conductance
+from spinlearn.errors import ConfigError, DataError
+from spinlearn.learning.sgld import DWSGLD, SGLD, PosteriorSamples, SGLDConfig, ece, nll, quantise
+from spinlearn.nn.dw import DWLinear, Layers
+from spinlearn.nn.resnet import mlp, resnet18
+from spinlearn.noise import GaussianPool
+
+P = DWParams()
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+DEVICE = DomainWall(P)
+
+
+def row_layer(n, kind=DEVICE, w_max=1.0, seed=0, initial=None):
+    """A 1 x n DWLinear: n independent weights, each a pair of devices."""
+    initial = torch.zeros(1, n) if initial is None else initial
+    return DWLinear(initial, None, kind, w_max, gen(seed))
+
+
+# --- device ------------------------------------------------------------------------------------
+
+
+def test_one_pulse_moves_the_wall_by_its_drift_and_diffusion():
+    n = 200_000
+    pulse = Pulse(current_a=3 * P.threshold_a, width_s=2e-9)
+    mu, var = pulse.mean_step_m(P), pulse.step_variance_m2(P)
+    assert mu == pytest.approx(P.velocity_m_per_s * 2 * 2e-9)
+    assert var == pytest.approx(2 * P.diffusion_m2_per_s * 2e-9)
+    z = torch.zeros(n)
+    pop = DomainWall(DWParams(variability=0.0)).sample((n,), gen())
+    ones = torch.ones(n)
+    step = apply_trains(
+        z.clone(), pop, P, ones.clone(), ones.clone(), torch.randn(n, generator=gen(1)), mu, var**0.5
+    )
+    assert float(step.mean()) == pytest.approx(mu, rel=0.02)
+    assert float(step.var()) == pytest.approx(var, rel=0.02)
+
+
+def test_below_depinning_the_wall_does_not_move_and_pulse_energy_is_joule():
+    weak = Pulse(current_a=0.9 * P.threshold_a, width_s=1e-9)
+    assert weak.mean_step_m(P) == 0 and weak.step_variance_m2(P) == 0
+    assert weak.energy_j(P) == pytest.approx((0.9e-3) ** 2 * 500 * 1e-9)
+    strong = Pulse.for_mean_step(5e-9, overdrive=2.0, params=P)
+    assert strong.mean_step_m(P) == pytest.approx(5e-9)
+    assert Pulse.for_variance(4e-18, 0.2, P).step_variance_m2(P) == pytest.approx(4e-18)
+
+
+def test_steps_shrink_near_the_ends_and_walls_stay_on_the_track():
+    n, half = 10_000, P.track_length_m / 2
+    pop = DomainWall(DWParams(variability=0.0)).sample((n,), gen())
+    zeros = torch.zeros(n)
+
+    def move(z, drift):  # a deterministic 10 nm push (drift +1) or pull (drift -1)
+        return apply_trains(
+            torch.full((n,), z), pop, P, torch.full((n,), drift), zeros.clone(), zeros, 10e-9, 0.0
+        )
+
+    assert torch.allclose(move(0.0, 1.0), torch.full((n,), 10e-9))
+    near = move(half - 5e-9, 1.0) - (half - 5e-9)
+    assert torch.allclose(near, torch.full((n,), 10e-9 * 5 / 20))  # held by the edge: 5 nm of 20 nm room
+    assert torch.allclose(move(-half, 1.0), torch.full((n,), -half + 10e-9))  # leaving an end: free
+    assert torch.allclose(move(-half + 1e-9, -1.0), torch.full((n,), -half + 0.5e-9))
+    wild = apply_trains(
+        (torch.rand(n, generator=gen()) - 0.5) * 2 * half,
+        pop,
+        P,
+        zeros.clone(),
+        torch.ones(n),
+        torch.randn(n, generator=gen()),
+        0.0,
+        3e-7,
+    )
+    assert float(wild.min()) >= -half and float(wild.max()) <= half
+
+
+def test_conductance_spans_the_range_for_both_responses_and_variability_spreads_devices():
+    x = torch.linspace(-P.track_length_m / 2, P.track_length_m / 2, 101)
+    for response in ("linear", "saturating"):
+        g = conductance(x, DWParams(response=response))
+        assert float(g[0]) == pytest.approx(P.g_min_s) and float(g[-1]) == pytest.approx(P.g_max_s)
+        assert bool((g.diff() > 0).all())
+    pop = DomainWall(DWParams(variability=0.2)).sample((50_000,), gen())
+    assert float(pop.velocity.std()) == pytest.approx(0.2, rel=0.05)
+    assert float(pop.diffusion.mean()) == pytest.approx(1.0, abs=0.01)
+    with pytest.raises(ConfigError, match="g_max_s"):
+        DWParams(g_min_s=1e-4, g_max_s=5e-5)
+
+
+# --- layers ------------------------------------------------------------------------------------
+
+
+def test_dw_layers_start_from_the_same_weights_as_their_float_twins():
+    x = torch.randn(4, 3, 12, 12, generator=gen())
+    float_net = resnet18(Layers(None, gen(5)), in_channels=3, width=0.125).eval()
+    dw_net = resnet18(Layers(DomainWall(P), gen(5), gen(6)), in_channels=3, width=0.125).eval()
+    assert torch.allclose(float_net(x), dw_net(x), atol=1e-4)
+    saturating = DomainWall(DWParams(response="saturating"))
+    w = (torch.rand(3, 50, generator=gen()) - 0.5) * 1.5
+    layer = DWLinear(w, None, saturating, 1.0, gen())
+    assert torch.allclose(layer.weight, w, atol=1e-5)
+
+
+def test_resnet18_has_the_standard_parameter_count():
+    net = resnet18(Layers(None, gen()), num_classes=10, in_channels=3, width=1.0)
+    assert sum(p.numel() for p in net.parameters()) == 11_173_962
+
+
+def test_weights_change_only_through_the_devices():
+    layer = row_layer(1000, initial=torch.full((1, 1000), 0.1))
+    before = layer.weight.detach().clone()
+    layer.crossbar.grad = torch.ones_like(layer.crossbar)
+    torch.optim.SGD(layer.parameters(), lr=1.0).step()  # arithmetic on the parameter ...
+    layer.refresh()  # ... is overwritten by what the devices hold
+    assert torch.equal(layer.weight, before)
+    opt = DWSGLD(layer.parameters(), 1e-3, SGLDConfig(temperature=0.0), generator=gen())
+    layer.crossbar.grad = torch.zeros_like(layer.crossbar)
+    opt.step()
+    assert torch.equal(layer.weight, before) and opt.pulses == 0
+
+
+def test_programming_keeps_the_pairs_common_mode_centred():
+    layer = row_layer(5000)
+    opt = DWSGLD(layer.parameters(), 1e-2, SGLDConfig(temperature=0.0, bits=8), generator=gen())
+    for _ in range(60):  # a steady push up: only one device per pair moves, in turns
+        layer.crossbar.grad = -torch.ones_like(layer.crossbar)
+        opt.step()
+    z_plus, z_minus = layer.synapses.offsets()
+    common = (z_plus + z_minus).abs()  # 0: symmetric about the middle
+    assert float(layer.weight.detach().mean()) == pytest.approx(60 * 1e-2, rel=0.05)
+    assert float(common.max()) < 0.1 * P.track_length_m
+
+
+# --- the optimizer -----------------------------------------------------------------------------
+
+
+def test_quantise_sends_the_largest_drift_exactly_and_rounds_the_rest():
+    drift = torch.tensor([0.9, -0.3, 0.04, 0.0])
+    codes, delta = quantise(drift, bits=3)  # levels -3..3
+    assert delta == pytest.approx(0.3)
+    assert codes.tolist() == [3.0, -1.0, 0.0, 0.0]
+    codes2, _ = quantise(drift, bits=2)
+    assert set(codes2.tolist()) <= {-1.0, 0.0, 1.0}
+    assert quantise(torch.zeros(5), 6)[1] == 0.0
+
+
+@pytest.mark.parametrize("variability", [0.0, 0.1])
+def test_one_update_has_the_target_drift_and_langevin_variance(variability):
+    """Over 1e5 devices: mean = -lr * grad and variance = 2 lr T, within 5 %."""
+    n, lr, temperature = 100_000, 1e-3, 0.01
+    layer = row_layer(n, DomainWall(DWParams(variability=variability)), w_max=0.5)
+    before = layer.weight.detach().clone()
+    opt = DWSGLD(layer.parameters(), lr, SGLDConfig(temperature=temperature, bits=6), generator=gen(3))
+    layer.crossbar.grad = torch.full_like(layer.crossbar, -2.0)
+    opt.step()
+    step = layer.weight.detach() - before
+    assert float(step.mean()) == pytest.approx(2e-3, rel=0.05)
+    assert float(step.var()) == pytest.approx(2 * lr * temperature, rel=0.05)
+    assert opt.pulses > n * 31  # 31 drift pulses (6 bits, largest code) plus push-pull pairs
+
+
+def test_stationary_variance_on_a_quadratic_potential_is_t_over_curvature():
+    """U = c w^2 / 2: SGLD samples exp(-U/T), variance T / c (discretisation: / (1 - lr c / 2))."""
+    n, c, lr, temperature = 100_000, 2.0, 0.01, 0.005
+    layer = row_layer(n, w_max=1.0)
+    opt = DWSGLD(layer.parameters(), lr, SGLDConfig(temperature=temperature, bits=8), generator=gen(4))
+    for _ in range(400):  # 8 relaxation times 1 / (lr c)
+        layer.crossbar.grad = c * layer.crossbar.detach()
+        opt.step()
+    expected = temperature / c / (1 - lr * c / 2)
+    assert float(layer.weight.detach().var()) == pytest.approx(expected, rel=0.10)
+    assert abs(float(layer.weight.detach().mean())) < 0.02 * math.sqrt(expected)
+
+
+def test_pairs_top_up_the_drift_pulses_own_diffusion():
+    n, lr, temperature = 50_000, 1e-3, 1e-3
+    noisy = DWParams(diffusion_m2_per_s=2e-8)  # drift pulses diffuse by more than 2 lr T
+    layer = row_layer(n, DomainWall(noisy), w_max=0.5)
+    opt = DWSGLD(layer.parameters(), lr, SGLDConfig(temperature=temperature), generator=gen())
+    layer.crossbar.grad = torch.full_like(layer.crossbar, -5.0)
+    opt.step()
+    assert opt.hot_fraction == 1.0  # reported, not hidden
+    quiet = row_layer(n, DomainWall(DWParams(diffusion_m2_per_s=2e-10)), w_max=0.5)
+    opt = DWSGLD(quiet.parameters(), lr, SGLDConfig(temperature=temperature), generator=gen())
+    quiet.crossbar.grad = torch.full_like(quiet.crossbar, -5.0)
+    opt.step()
+    assert opt.hot_fraction == 0.0
+
+
+def test_float_sgld_reference_and_digital_parameters_take_software_noise():
+    w = nn.Parameter(torch.zeros(100_000))
+    opt = SGLD([w], lr=1e-3, temperature=0.005, generator=gen())
+    w.grad = torch.full_like(w, -1.0)
+    opt.step()
+    assert float(w.detach().mean()) == pytest.approx(1e-3, rel=0.05)
+    assert float(w.detach().var()) == pytest.approx(1e-5, rel=0.03)
+    bn = nn.BatchNorm1d(4)
+    layer = row_layer(4)
+    opt = DWSGLD([*bn.parameters(), *layer.parameters()], 1e-2, generator=gen())
+    for p in (*bn.parameters(), *layer.parameters()):
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert not torch.equal(bn.weight, torch.ones(4))
+
+
+def test_pulses_are_booked_in_the_ledger():
+    from spinlearn.energy import Ledger
+
+    ledger = Ledger()
+    layer = row_layer(1000)
+    opt = DWSGLD(layer.parameters(), 1e-3, SGLDConfig(temperature=1.0), generator=gen(), ledger=ledger)
+    with ledger.in_phase("train"):
+        layer.crossbar.grad = torch.randn(1, 1000, generator=gen())
+        opt.step()
+    assert ledger.counts["train"]["dw_pulse"] == opt.pulses > 0
+    assert ledger.joules["train"]["dw_pulse"] == pytest.approx(opt.pulse_energy_j)
+
+
+def test_sgld_rejects_bad_settings():
+    layer = row_layer(3)
+    with pytest.raises(ValueError, match="lr"):
+        DWSGLD(layer.parameters(), 0.0)
+    with pytest.raises(ConfigError, match="bits"):
+        SGLDConfig(bits=1)
+
+
+# --- posterior, calibration, noise pool ------------------------------------------------------------
+
+
+def test_posterior_prediction_is_the_mean_of_the_samples_softmax():
+    net = nn.Linear(3, 4)
+    x = torch.randn(10, 3, generator=gen())
+    sampler = PosteriorSamples(burn_in=1, thin=2, keep=2)
+    outputs = []
+    for step in range(1, 8):
+        with torch.no_grad():
+            net.weight.add_(0.1)
+        sampler.observe(net, step)
+        if step in (5, 7):  # kept: steps 3, 5, 7 -> the last two
+            outputs.append(torch.softmax(net(x), 1))
+    assert len(sampler.states) == 2
+    current = net.weight.detach().clone()
+    assert torch.allclose(sampler.predict(net, x), (outputs[0] + outputs[1]) / 2, atol=1e-6)
+    assert torch.equal(net.weight, current)
+
+
+def test_ece_and_nll_on_hand_examples():
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    labels = torch.tensor([0, 1, 0, 0])
+    # bin of 0.9: confidence 0.9, accuracy 0.5; bin of 0.6: confidence 0.6, accuracy 1.0
+    assert ece(probs, labels) == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
+    assert nll(probs, labels) == pytest.approx(-(math.log(0.9) + math.log(0.1) + 2 * math.log(0.6)) / 4)
+
+
+def test_gaussian_pool_windows_are_standard_normal_and_uncorrelated_between_requests():
+    pool = GaussianPool(gen(), reuse=2)
+    a, b = pool.take((200_000,)), pool.take((200_000,))
+    for w in (a, b):
+        assert abs(float(w.mean())) < 0.01 and float(w.std()) == pytest.approx(1.0, abs=0.01)
+    assert abs(float(torch.corrcoef(torch.stack((a, b)))[0, 1])) < 0.01
+    again = GaussianPool(gen(), reuse=2)
+    assert torch.equal(again.take((200_000,)), a)  # reproducible per seed
+    first = pool._pool
+    for _ in range(80):  # 2 x 4 Mi numbers handed out: the pool is redrawn
+        pool.take((200_000,))
+    assert pool._pool is not first
+    assert GaussianPool(gen(), exact=True).take((3, 2)).shape == (3, 2)
+
+
+# --- data and experiments -----------------------------------------------------------------------
+
+
+def tiny_cifar(directory, n=72):
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    images[:, labels % 3] //= 2  # a class signal
+    return data.write_cifar_batches(directory, images, labels)
+
+
+def test_cifar_batches_load_and_bad_files_are_data_errors(tmp_path):
+    splits = data.cifar10(str(tiny_cifar(tmp_path / "c")))
+    assert splits.x_train.shape[1:] == (3, 32, 32) and splits.x_test.shape[0] == 12
+    assert splits.x_train.min() >= 0 and splits.x_train.max() < 1
+    with pytest.raises(DataError, match=r"needs data\.dir"):
+        data.cifar10(None)
+    with pytest.raises(DataError, match="test_batch is missing"):
+        (tmp_path / "c" / "test_batch").unlink()
+        data.cifar10(str(tmp_path / "c"))
+    (tmp_path / "c" / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="cannot read CIFAR-10 batch"):
+        data.cifar10(str(tmp_path / "c"))
+
+
+def test_cifar_experiment_without_data_is_one_line_and_exit_2(tmp_path):
+    out = spinlearn("run", "cifar10-dw-resnet18", "--out", str(tmp_path / "o"))
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "data.dir" in out.stderr
+
+
+def test_cifar_resnet_path_runs_on_generated_batches(tmp_path):
+    directory = tiny_cifar(tmp_path / "c")
+    summary = run_summary(
+        tmp_path / "o",
+        "cifar10-dw-resnet18",
+        *("--set", f"data.dir={directory}", "--set", "model.width=0.0625", "--set", "train.epochs=1"),
+        *("--set", "train.batch_size=20", "--set", "posterior.samples=2"),
+    )
+    m = summary["metrics"]
+    assert 0 <= m["test_accuracy_mean"] <= 1 and m["pulses_mean"] > 0
+    assert {"ece_single_mean", "ece_posterior_mean", "nll_posterior_mean", "accuracy_float_sgld_mean"} <= set(
+        m
+    )
+    assert (tmp_path / "o" / "reliability.png").is_file()
+
+
+def test_bits_sweep_reports_every_precision(tmp_path):
+    summary = run_summary(
+        tmp_path,
+        "dw-bits-sweep",
+        *("--set", "data.dataset=digits", "--set", "train.epochs=2", "--set", "train.batch_size=32"),
+        *("--set", "sweep.bits=[2, 8]", "--set", "data.eval_subset=0"),
+    )
+    m = summary["metrics"]
+    assert {"accuracy_bits_2_mean", "accuracy_bits_8_mean", "accuracy_float_sgld_mean"} <= set(m)
+    assert m["accuracy_bits_8_mean"] > 0.8 and m["accuracy_float_sgld_mean"] > 0.8
+    assert (tmp_path / "accuracy_vs_bits.png").is_file()
+
+
+def test_mlp_builder_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="layer sizes"):
+        mlp([784], Layers(None, gen()))
