@@ -11,6 +11,7 @@ after a warm-up round.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 
@@ -71,7 +72,7 @@ def run(rounds: int = 7) -> dict:
         "dw_sgld_step_s_median": step["dw_sgld"],
         "sgd_step_s_median": step["sgd"],
         "float_sgld_step_s_median": step["float_sgld"],
-        "weights": sum(a * b + b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True)),
+        "weights": sum(a * b + b for a, b in itertools.pairwise(SIZES)),
         "batch": BATCH,
         "rounds_timed": rounds,
         "steps_per_round": STEPS_PER_ROUND,
