@@ -105,11 +105,15 @@ class _Langevin(torch.optim.Optimizer):
         self.generator = generator if generator is not None else torch.default_generator
 
     @staticmethod
-    def drift_and_variance(p: torch.Tensor, group: dict) -> tuple[torch.Tensor, float]:
+    def grad_and_variance(p: torch.Tensor, group: dict) -> tuple[torch.Tensor, float]:
+        """The gradient of the mean loss plus the prior's share, and the Langevin variance 2 lr T / N."""
         grad = p.grad
         if group["prior_std"] > 0:  # -log N(0, s^2) / N per weight: the prior's share of the mean loss
             grad = grad + p.detach() / (group["prior_std"] ** 2 * group["data_size"])
-        variance = 2.0 * group["lr"] * group["temperature"] / group["data_size"]
+        return grad, 2.0 * group["lr"] * group["temperature"] / group["data_size"]
+
+    def drift_and_variance(self, p: torch.Tensor, group: dict) -> tuple[torch.Tensor, float]:
+        grad, variance = self.grad_and_variance(p, group)
         return grad.mul(-group["lr"]), variance
 
     def _software_step(self, p: torch.Tensor, drift: torch.Tensor, variance: float) -> None:
@@ -190,10 +194,7 @@ class DWSGLD(_Langevin):
         elementwise kernels, not by arithmetic."""
         cfg, device = self.config, synapses.params
         lr = group["lr"]
-        grad = p.grad
-        if group["prior_std"] > 0:
-            grad = grad + p / (group["prior_std"] ** 2 * group["data_size"])
-        variance = 2.0 * lr * group["temperature"] / group["data_size"]
+        grad, variance = self.grad_and_variance(p, group)
         low, high = torch.aminmax(grad)
         delta = code_step(lr * max(-float(low), float(high)), cfg.bits)  # weight units per code
         to_m = 1.0 / synapses.weight_per_m
