@@ -258,6 +258,19 @@ def test_posterior_prediction_is_the_mean_of_the_samples_softmax():
     assert torch.equal(net.weight, current)
 
 
+def test_posterior_samples_of_a_dw_network_hold_its_weights_not_its_walls():
+    layer = DWLinear(torch.tensor([[0.02] * 50, [0.0] * 50]), None, DEVICE, 1.0, gen())
+    sampler = PosteriorSamples(burn_in=0, thin=1, keep=1)
+    sampler.observe(layer, 1)
+    assert set(sampler.states[0]) == {"crossbar"}
+    with torch.no_grad():
+        layer.crossbar.zero_()
+    x = torch.ones(2, 50)
+    expected = torch.softmax(torch.tensor([[1.0, 0.0]] * 2), 1)  # the sample's logits (1, 0)
+    assert torch.allclose(sampler.predict(layer, x), expected, atol=1e-5)
+    assert float(layer.crossbar.detach().abs().max()) == 0.0  # the current state is back
+
+
 def test_ece_and_nll_on_hand_examples():
     probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
     labels = torch.tensor([0, 1, 0, 0])

@@ -373,7 +373,7 @@ register(
             DWConfig(),
             model=DWModelConfig(arch="resnet18", width=0.25),
             data=DWData(train_subset=10_000, eval_subset=1000),
-            train=DWTrainConfig(epochs=3, batch_size=64, lr=0.05),
+            train=DWTrainConfig(epochs=3, batch_size=32, lr=0.2),
         ),
         run=run_compare,
         plot=plot_compare,

@@ -241,9 +241,11 @@ class DWSGLD(_Langevin):
 class PosteriorSamples:
     """Thinned weight samples of a Langevin chain, and the posterior-averaged prediction.
 
-    ``observe(model, step)`` keeps a copy of the model's state (weights, device positions, batch-norm
-    statistics) every ``thin`` steps after ``burn_in``, the last ``keep`` of them. ``predict`` is the
-    mean of the samples' softmax outputs: the Monte Carlo estimate of the posterior predictive.
+    ``observe(model, step)`` keeps a copy of what the network computes with (parameters, batch-norm
+    statistics; not the wall positions and device factors behind a crossbar, which the read-back
+    weights already express) every ``thin`` steps after ``burn_in``, the last ``keep`` of them.
+    ``predict`` is the mean of the samples' softmax outputs: the Monte Carlo estimate of the
+    posterior predictive.
     """
 
     def __init__(self, burn_in: int, thin: int, keep: int) -> None:
@@ -252,24 +254,32 @@ class PosteriorSamples:
         self.burn_in, self.thin, self.keep = burn_in, thin, keep
         self.states: list[dict[str, torch.Tensor]] = []
 
+    @staticmethod
+    def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+        return {
+            k: v.detach().clone()
+            for k, v in model.state_dict().items()
+            if not (k.startswith("synapses.") or ".synapses." in k)
+        }
+
     def observe(self, model: nn.Module, step: int) -> None:
         if step > self.burn_in and (step - self.burn_in) % self.thin == 0:
-            self.states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            self.states.append(self._state(model))
             del self.states[: -self.keep]
 
     @torch.no_grad()
     def predict(self, model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
         """Posterior-averaged class probabilities of ``x`` (the current state if no sample yet)."""
-        current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        current = self._state(model)
         states = self.states or [current]
         total = None
         try:
             for state in states:
-                model.load_state_dict(state)
+                model.load_state_dict(state, strict=False)
                 probs = softmax_outputs(model, x, batch_size)
                 total = probs if total is None else total + probs
         finally:
-            model.load_state_dict(current)
+            model.load_state_dict(current, strict=False)
         return total / len(states)
 
 
