@@ -123,20 +123,10 @@ def load(cfg: DWData, seed: int, device: torch.device) -> tuple[Tensors, tuple[i
         return d, (1, d.side, d.side)
     splits = data.cifar10(cfg.dir)
     n = cfg.train_subset or len(splits.x_train)
-    mean = splits.x_train[:n].mean(axis=(0, 2, 3), keepdims=True)
+    mean = splits.x_train[:n].mean(axis=(0, 2, 3), keepdims=True)  # per colour channel
     std = splits.x_train[:n].std(axis=(0, 2, 3), keepdims=True)
-
-    def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        xt = torch.as_tensor((x - mean) / std, dtype=torch.float32, device=device).flatten(1)
-        return xt, torch.as_tensor(y, dtype=torch.long, device=device)
-
-    d = Tensors(
-        pair(splits.x_train[:n], splits.y_train[:n]),
-        pair(splits.x_val, splits.y_val),
-        pair(splits.x_test, splits.y_test),
-        data.CIFAR_SIDE,
-    )
-    return d, (3, data.CIFAR_SIDE, data.CIFAR_SIDE)
+    side = data.CIFAR_SIDE
+    return mnist.to_tensors(splits, n, mean, std, side, device), (3, side, side)
 
 
 def build_model(cfg: DWConfig, shape: tuple[int, ...], layers: Layers) -> nn.Module:

@@ -117,9 +117,15 @@ def load(
         splits, side = data.mnist(cfg.dir), 28
     n = cfg.train_subset or len(splits.x_train)
     mean, std = stats or (float(splits.x_train[:n].mean()), float(splits.x_train[:n].std()))
+    return to_tensors(splits, n, mean, std, side, device)
+
+
+def to_tensors(splits: data.Splits, n: int, mean, std, side: int, device: torch.device) -> Tensors:
+    """``(x - mean) / std`` as flat float32 rows (``mean``, ``std``: numbers or per-channel arrays
+    that broadcast over the images) and labels, on ``device``; the first ``n`` training samples."""
 
     def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        xt = torch.as_tensor((x - mean) / std, dtype=torch.float32, device=device)
+        xt = torch.as_tensor((x - mean) / std, dtype=torch.float32, device=device).flatten(1)
         return xt, torch.as_tensor(y, dtype=torch.long, device=device)
 
     return Tensors(
