@@ -11,6 +11,7 @@ from spinlearn.devices.mtj import MTJ, MTJPopulation
 from spinlearn.energy import Ledger
 from spinlearn.errors import ConfigError
 from spinlearn.hardware.profile import DeviceProfile
+from spinlearn.noise import GaussianPool
 
 
 class SimulatedBackend:
@@ -27,6 +28,15 @@ class SimulatedBackend:
     closes the sim-to-real loop: a calibrated chip, simulated.
 
     Every random draw (populations and read noise) comes from ``generator``.
+
+    ``fast`` (default: on for float32, off for float64) selects how reads are simulated. Fast: each
+    group's noise-free curves are tabulated (:class:`~spinlearn.devices.mtj.CurveTable`, error far
+    below the read noise) and the read noise comes in windows of a Gaussian pool drawn from
+    ``generator`` (:class:`~spinlearn.noise.GaussianPool`: exact N(0, sigma) marginals, independent
+    within a read, pool numbers reused at random offsets across reads). Otherwise every read solves
+    :func:`~spinlearn.devices.mtj.voltage` and draws fresh ``torch.randn`` noise: the float64
+    reference, exact to rounding. Fast exists because an AFD training step is otherwise dominated
+    by the device simulation (``benchmarks/afd_vs_torch.py``).
     """
 
     def __init__(
@@ -37,6 +47,7 @@ class SimulatedBackend:
         twin_mismatch: float | None = mtj.DEFAULT_TWIN_MISMATCH,
         dtype: torch.dtype = torch.float32,
         profile: DeviceProfile | None = None,
+        fast: bool | None = None,
     ) -> None:
         if twin_mismatch is not None and twin_mismatch < 0:
             raise ValueError(f"twin_mismatch must be >= 0, got {twin_mismatch}")
@@ -58,6 +69,9 @@ class SimulatedBackend:
         self._groups: dict[str, tuple[MTJPopulation, MTJPopulation]] = {}
         self._pairs: dict[str, MTJPopulation] = {}  # neurons then twins, side by side
         self._reads = 0
+        self.fast = dtype == torch.float32 if fast is None else fast
+        self._noise = GaussianPool(generator, dtype, exact=not self.fast)
+        self._tables: dict[str, mtj.CurveTable] = {}  # per group: neuron at I, twin at I + shift
         self.ledger: Ledger | None = None  # energy ledger fed with every read, when set
 
     @classmethod
@@ -101,15 +115,58 @@ class SimulatedBackend:
             raise KeyError(f"device group {group!r} was never allocated") from None
 
     def read(self, group: str, current_a: torch.Tensor, *, twin: bool = False) -> torch.Tensor:
-        return self._measure(self.population(group, twin), current_a)
+        pop = self.population(group, twin)
+        if not self.fast:
+            return self._measure(pop, current_a)
+        # Tables are built by read_pair (training); reads before (calibration) or of twins at I
+        # when they are tabulated at I + dI (plots) are rare and solve exactly.
+        table = self._tables.get(group)
+        if table is None or (twin and table.shifts_a[1] != 0.0):
+            v = mtj.voltage(current_a, pop)
+        else:
+            v = table(current_a, slice(1, 2) if twin else slice(0, 1))[0]
+        return self._noisy(current_a, v)
 
     def read_pair(
         self, group: str, current_a: torch.Tensor, delta_i_a: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # One evaluation over neurons and twins side by side: half the kernel launches of two reads.
         self.population(group)  # raises for an unknown group
-        both = torch.cat((current_a, current_a + delta_i_a), dim=-1)
-        return self._measure(self._pairs[group], both).tensor_split(2, dim=-1)
+        if not self.fast:
+            # One evaluation over neurons and twins side by side: half the launches of two reads.
+            both = torch.cat((current_a, current_a + delta_i_a), dim=-1)
+            return self._measure(self._pairs[group], both).tensor_split(2, dim=-1)
+        v = self._table(group, delta_i_a)(current_a)  # (2, ..., n): neurons, twins at I + dI
+        self._add_noise(v)
+        self._reads += v.numel()
+        if self.ledger is not None:
+            self.ledger.device_reads(current_a, v[0])
+            self.ledger.device_reads(current_a + delta_i_a, v[1])
+        return v[0], v[1]
+
+    def _table(self, group: str, shift_a: float) -> mtj.CurveTable:
+        """The group's tabulated curves, neurons at ``I`` and twins at ``I + shift_a``.
+
+        One table per group (memory): a read_pair with another step replaces it.
+        """
+        table = self._tables.get(group)
+        if table is None or table.shifts_a[1] != shift_a:
+            neurons, twins = self._groups[group]
+            table = mtj.CurveTable((neurons, twins), (0.0, shift_a), self.dtype)
+            self._tables[group] = table
+        return table
+
+    def _add_noise(self, v: torch.Tensor) -> None:
+        if self.params.read_noise_v > 0:
+            v.view(-1).add_(self._noise.take((v.numel(),)), alpha=self.params.read_noise_v)
+
+    def _noisy(self, current_a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Fast path of one read per element: noise added, counted, booked in the ledger."""
+        v = v.contiguous()
+        self._add_noise(v)
+        self._reads += current_a.numel()
+        if self.ledger is not None:
+            self.ledger.device_reads(current_a, v)
+        return v
 
     def _measure(self, pop: MTJPopulation, current_a: torch.Tensor) -> torch.Tensor:
         """One noisy read per element: counted, and booked in the energy ledger when there is one."""
@@ -135,3 +192,4 @@ class SimulatedBackend:
     def close(self) -> None:
         self._groups.clear()
         self._pairs.clear()
+        self._tables.clear()

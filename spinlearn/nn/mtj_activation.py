@@ -7,7 +7,7 @@ from torch import nn
 
 from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.hardware.backend import Backend
-from spinlearn.learning.afd import AFDConfig, MeasuredSlope, TwinCalibration, twin_derivative
+from spinlearn.learning.afd import AFDConfig, TwinCalibration, measured_slope
 
 
 class MTJActivation(nn.Module):
@@ -56,13 +56,17 @@ class MTJActivation(nn.Module):
         current = z.detach() * self.i_scale_a
         if not (torch.is_grad_enabled() and z.requires_grad):
             return self.backend.read(self.group, current) / self.v_scale_v
-        if not torch.isfinite(current).all():
+        # One sum instead of an elementwise isfinite: a non-finite element makes it non-finite (a
+        # finite overflow needs currents of ~1e34 A, diverged all the same).
+        if not torch.isfinite(current.sum()):
             raise TrainingDiverged(f"non-finite input current to MTJ layer {self.group!r}")
         v, v_twin = self.backend.read_pair(self.group, current, self.afd.delta_i_a)
         mismatch = self.calibration(current) if self.calibration is not None else 0.0
-        slope = twin_derivative(v, v_twin, self.afd.delta_i_a, mismatch)
-        slope = slope * (self.i_scale_a / self.v_scale_v)
-        return MeasuredSlope.apply(z, v / self.v_scale_v, slope)
+        # twin_derivative(v, v_twin, dI, mismatch) * I_scale / V_scale, in three passes
+        slope = (
+            torch.sub(v_twin, v).sub_(mismatch).mul_(self.i_scale_a / (self.v_scale_v * self.afd.delta_i_a))
+        )
+        return measured_slope(z, v * (1.0 / self.v_scale_v), slope)
 
     def extra_repr(self) -> str:
         return f"width={self.width}, group={self.group!r}, delta_i_a={self.afd.delta_i_a:g}"
