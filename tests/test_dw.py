@@ -341,19 +341,6 @@ def test_cifar_resnet_path_runs_on_generated_batches(tmp_path):
     assert (tmp_path / "o" / "reliability.png").is_file()
 
 
-def test_bits_sweep_reports_every_precision(tmp_path):
-    summary = run_summary(
-        tmp_path,
-        "dw-bits-sweep",
-        *("--set", "data.dataset=digits", "--set", "train.epochs=2", "--set", "train.batch_size=32"),
-        *("--set", "sweep.bits=[2, 8]", "--set", "data.eval_subset=0"),
-    )
-    m = summary["metrics"]
-    assert {"accuracy_bits_2_mean", "accuracy_bits_8_mean", "accuracy_float_sgld_mean"} <= set(m)
-    assert m["accuracy_bits_8_mean"] > 0.8 and m["accuracy_float_sgld_mean"] > 0.8
-    assert (tmp_path / "accuracy_vs_bits.png").is_file()
-
-
 def test_mlp_builder_rejects_bad_sizes():
     with pytest.raises(ValueError, match="layer sizes"):
         mlp([784], Layers(None, gen()))
