@@ -15,8 +15,10 @@ Experiments:
   bits and float SGLD, with posterior averaging, NLL and ECE.
 * ``cifar10-dw-resnet18``: full-width ResNet-18 on CIFAR-10 from ``data.dir`` (for a GPU).
 
-Accuracy, NLL and ECE are reported for the final weights (``_single``) and for the posterior
-average over ``posterior.samples`` thinned samples of the chain's last part (``_posterior``).
+Accuracy, NLL and ECE are reported for the final weights (``test_accuracy``, ``*_final``), for one
+posterior sample (``*_single``: each of the ``posterior.samples`` thinned samples of the chain's
+last part scored alone, then averaged: what a chip holding one sample delivers) and for the
+posterior average of the samples' predictions (``*_posterior``).
 """
 
 from __future__ import annotations
@@ -157,8 +159,8 @@ def _optimizer(kind: str, model: nn.Module, cfg: DWConfig, sgld: SGLDConfig, n_t
 @dataclass
 class Trained:
     history: list[dict]
-    single: torch.Tensor  # class probabilities of the final weights on the test set
-    posterior: torch.Tensor  # posterior-averaged class probabilities on the test set
+    final: torch.Tensor  # class probabilities of the final weights on the test set
+    samples: torch.Tensor  # (samples, n, classes): each kept posterior sample's on the test set
     optimizer: torch.optim.Optimizer
     seconds_per_step: float
 
@@ -215,20 +217,25 @@ def train_variant(
         }
         history.append(record)
         ctx.on_epoch({"variant": name, **record})
-    single = softmax_outputs(model, d.test[0])
-    return Trained(history, single, posterior.predict(model, d.test[0]), optimizer, busy / max(step, 1))
+    final = softmax_outputs(model, d.test[0])
+    samples = posterior.sample_outputs(model, d.test[0])
+    return Trained(history, final, samples, optimizer, busy / max(step, 1))
 
 
 def scores(t: Trained, labels: torch.Tensor) -> dict[str, float]:
-    acc = lambda p: float((p.argmax(1) == labels).float().mean())  # noqa: E731
-    return {
-        "accuracy": acc(t.single),
-        "accuracy_posterior": acc(t.posterior),
-        "nll_single": nll(t.single, labels),
-        "nll_posterior": nll(t.posterior, labels),
-        "ece_single": ece(t.single, labels),
-        "ece_posterior": ece(t.posterior, labels),
-    }
+    """Accuracy, NLL and ECE of the final weights, of one posterior sample (mean over the samples)
+    and of the posterior average."""
+
+    def acc(p: torch.Tensor, y: torch.Tensor) -> float:
+        return float((p.argmax(1) == y).float().mean())
+
+    posterior = t.samples.mean(0)
+    out = {}
+    for name, score in (("accuracy", acc), ("nll", nll), ("ece", ece)):
+        out[f"{name}_final"] = score(t.final, labels)
+        out[f"{name}_single"] = sum(score(p, labels) for p in t.samples) / len(t.samples)
+        out[f"{name}_posterior"] = score(posterior, labels)
+    return out
 
 
 def _dw_figures(opt: DWSGLD, steps: int) -> dict[str, float]:
@@ -247,25 +254,23 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
     dw = train_variant("dw", "dw", cfg, ctx, d, shape)
     s = scores(dw, labels)
     steps = len(dw.history) * math.ceil(len(d.train[0]) / cfg.train.batch_size)
-    metrics = {"test_accuracy": s["accuracy"], **{k: v for k, v in s.items() if k != "accuracy"}}
+    metrics = {"test_accuracy": s["accuracy_final"], **{k: v for k, v in s.items() if k != "accuracy_final"}}
     metrics.update(_dw_figures(dw.optimizer, steps))
     metrics["dw_seconds_per_step"] = dw.seconds_per_step
     histories = {f"DW-SGLD ({cfg.sgld.bits} bit)": [dw.history]}
-    reliability = {"DW single": dw.single, "DW posterior": dw.posterior}
+    reliability = {"DW one sample": dw.samples[-1], "DW posterior average": dw.samples.mean(0)}
     for kind, enabled in (("float_sgld", cfg.compare.float_sgld), ("sgd", cfg.compare.sgd)):
         if not enabled:
             continue
         t = train_variant(kind, kind, cfg, ctx, d, shape)
         other = scores(t, labels)
-        metrics[f"accuracy_{kind}"] = other["accuracy"]
+        metrics[f"accuracy_{kind}"] = other["accuracy_final"]
         metrics[f"accuracy_{kind}_posterior"] = other["accuracy_posterior"]
         metrics[f"{kind}_seconds_per_step"] = t.seconds_per_step
         if kind == "float_sgld":
-            metrics["ece_float_sgld_single"], metrics["ece_float_sgld_posterior"] = (
-                other["ece_single"],
-                other["ece_posterior"],
-            )
-            reliability["float SGLD posterior"] = t.posterior
+            metrics["ece_float_sgld_single"] = other["ece_single"]
+            metrics["ece_float_sgld_posterior"] = other["ece_posterior"]
+            reliability["float SGLD posterior average"] = t.samples.mean(0)
         histories["float SGLD" if kind == "float_sgld" else "SGD"] = [t.history]
     artifacts = {
         "histories": histories,
@@ -288,12 +293,12 @@ def run_sweep(cfg: DWConfig, ctx: RunContext) -> SeedResult:
         sgld = dataclasses.replace(cfg.sgld, bits=bits)
         t = train_variant(f"bits_{bits}", "dw", cfg, ctx, d, shape, sgld)
         s = scores(t, labels)
-        metrics[f"accuracy_bits_{bits}"] = s["accuracy"]
+        metrics[f"accuracy_bits_{bits}"] = s["accuracy_final"]
         metrics[f"accuracy_bits_{bits}_posterior"] = s["accuracy_posterior"]
         histories[f"DW-SGLD {bits} bit"] = [t.history]
         history = t.history
     t = train_variant("float_sgld", "float_sgld", cfg, ctx, d, shape)
-    metrics["accuracy_float_sgld"] = scores(t, labels)["accuracy"]
+    metrics["accuracy_float_sgld"] = scores(t, labels)["accuracy_final"]
     histories["float SGLD"] = [t.history]
     top = max(cfg.sweep.bits)
     metrics["gap_float_minus_bits_6"] = metrics["accuracy_float_sgld"] - metrics.get(
@@ -370,8 +375,9 @@ register(
         base_config=lambda: dataclasses.replace(
             DWConfig(),
             model=DWModelConfig(arch="resnet18", width=0.25),
-            data=DWData(train_subset=10_000, eval_subset=1000),
-            train=DWTrainConfig(epochs=3, batch_size=32, lr=0.2),
+            data=DWData(train_subset=20_000, eval_subset=1000),
+            train=DWTrainConfig(epochs=2, batch_size=32, lr=0.2),
+            posterior=PosteriorConfig(samples=4, burn_in=0.7),
         ),
         run=run_compare,
         plot=plot_compare,

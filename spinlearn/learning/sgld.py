@@ -268,19 +268,22 @@ class PosteriorSamples:
             del self.states[: -self.keep]
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-        """Posterior-averaged class probabilities of ``x`` (the current state if no sample yet)."""
+    def sample_outputs(self, model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+        """Class probabilities of ``x`` under each kept sample, ``(samples, n, classes)`` (the
+        current state alone if no sample was kept yet); the model's state is restored after."""
         current = self._state(model)
-        states = self.states or [current]
-        total = None
+        outputs = []
         try:
-            for state in states:
+            for state in self.states or [current]:
                 model.load_state_dict(state, strict=False)
-                probs = softmax_outputs(model, x, batch_size)
-                total = probs if total is None else total + probs
+                outputs.append(softmax_outputs(model, x, batch_size))
         finally:
             model.load_state_dict(current, strict=False)
-        return total / len(states)
+        return torch.stack(outputs)
+
+    def predict(self, model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+        """Posterior-averaged class probabilities of ``x``."""
+        return self.sample_outputs(model, x, batch_size).mean(0)
 
 
 @torch.no_grad()

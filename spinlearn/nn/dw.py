@@ -191,8 +191,9 @@ class DWLinear(_DWLayer):
         return self.crossbar[:, self.in_features] if self.has_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self._matrix()
-        return F.linear(x, m[:, : self.in_features], m[:, self.in_features] if self.has_bias else None)
+        if self.has_bias:  # the bias column's constant input: x grows by a column of ones
+            x = torch.cat((x, x.new_ones((*x.shape[:-1], 1))), -1)
+        return F.linear(x, self._matrix())
 
     def extra_repr(self) -> str:
         return (
