@@ -13,11 +13,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
-import time
 
 import torch
 from torch import nn
 
+from benchmarks import train_seconds
 from spinlearn.config import DeviceConfig
 from spinlearn.hardware import SimulatedBackend
 from spinlearn.learning import AFDConfig
@@ -35,17 +35,6 @@ def _network(kind: str, seed: int) -> nn.Module:
     device = DeviceConfig()
     backend = SimulatedBackend(device.mtj(), gen, twin_mismatch=device.twin_mismatch)
     return mlp(SIZES, lambda width, k: MTJActivation(width, backend, f"h{k}", AFDConfig()), gen)
-
-
-def _epoch(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
-    start = time.perf_counter()
-    for b in range(BATCHES_PER_EPOCH):
-        sl = slice(b * BATCH, (b + 1) * BATCH)
-        loss = nn.functional.cross_entropy(model(x[sl]), y[sl])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - start
 
 
 def _rss_mib() -> float:
@@ -98,7 +87,7 @@ def run(epochs: int = 5) -> dict:
     times: dict[str, list[float]] = {k: [] for k in variants}
     for epoch in range(epochs + 1):
         for kind, model in variants.items():
-            elapsed = _epoch(model, optimizers[kind], x, y)
+            elapsed = train_seconds(model, optimizers[kind], x, y, BATCH)
             if epoch > 0:  # the first epoch is warm-up
                 times[kind].append(elapsed)
     afd, tanh = statistics.median(times["afd"]), statistics.median(times["tanh"])

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import time
 
 import torch
-from torch import nn
 
+from benchmarks import train_seconds
 from spinlearn.devices.domain_wall import DomainWall
 from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig
 from spinlearn.nn.dw import Layers
@@ -42,17 +41,6 @@ def _variant(kind: str):
     return model, torch.optim.SGD(model.parameters(), lr=0.1)
 
 
-def _round(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
-    start = time.perf_counter()
-    for b in range(STEPS_PER_ROUND):
-        sl = slice(b * BATCH, (b + 1) * BATCH)
-        loss = nn.functional.cross_entropy(model(x[sl]), y[sl])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return (time.perf_counter() - start) / STEPS_PER_ROUND
-
-
 def run(rounds: int = 7) -> dict:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH * STEPS_PER_ROUND, SIZES[0], generator=gen)
@@ -61,7 +49,7 @@ def run(rounds: int = 7) -> dict:
     times: dict[str, list[float]] = {k: [] for k in variants}
     for r in range(rounds + 1):
         for kind, (model, optimizer) in variants.items():
-            elapsed = _round(model, optimizer, x, y)
+            elapsed = train_seconds(model, optimizer, x, y, BATCH) / STEPS_PER_ROUND
             if r > 0:  # the first round is warm-up
                 times[kind].append(elapsed)
     step = {kind: statistics.median(t) for kind, t in times.items()}
