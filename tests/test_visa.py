@@ -425,7 +425,14 @@ def test_ctrl_c_during_training_switches_the_output_off(tmp_path):
         str(tmp_path / "o"),
     ]
     with bench(16) as (server, instrument):
-        proc = subprocess.Popen([*cmd, "--resource", server.resource], stderr=subprocess.PIPE, text=True)
+        # Ctrl-C as in a terminal: SIGINT at its default even when the tests run as a background job
+        # (which starts children with SIGINT ignored, and Python then installs no handler for it).
+        proc = subprocess.Popen(
+            [*cmd, "--resource", server.resource],
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         try:
             deadline = time.monotonic() + 90
             while instrument.readings < 20_000 and time.monotonic() < deadline and proc.poll() is None:
