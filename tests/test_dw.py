@@ -344,3 +344,10 @@ def test_cifar_resnet_path_runs_on_generated_batches(tmp_path):
 def test_mlp_builder_rejects_bad_sizes():
     with pytest.raises(ValueError, match="layer sizes"):
         mlp([784], Layers(None, gen()))
+
+
+def test_read_noise_of_a_pair_has_the_rms_of_two_device_reads():
+    layer = row_layer(100_000, DomainWall(DWParams(read_noise=0.01)), w_max=0.5)
+    noise = layer.synapses.read_noise()
+    assert float(noise.std()) == pytest.approx(0.5 * 0.01 * math.sqrt(2), rel=0.02)
+    assert row_layer(10).synapses.read_noise() is None

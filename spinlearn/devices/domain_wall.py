@@ -145,13 +145,10 @@ def conductance(offset_m: torch.Tensor, params: DWParams) -> torch.Tensor:
     return params.g_min_s + (params.g_max_s - params.g_min_s) * frac
 
 
-def read_conductance(offset_m: torch.Tensor, params: DWParams, generator: torch.Generator) -> torch.Tensor:
-    """One read of G per device, with Gaussian read noise when ``params.read_noise`` > 0."""
-    g = conductance(offset_m, params)
-    if params.read_noise > 0:
-        noise = torch.randn(g.shape, generator=generator, device=g.device, dtype=g.dtype)
-        g = g + params.read_noise * (params.g_max_s - params.g_min_s) * noise
-    return g
+def read_noise_s(shape: tuple[int, ...], params: DWParams, generator: torch.Generator, dtype=torch.float32):
+    """Gaussian noise (S) of one conductance read per device: rms ``read_noise * (G_max - G_min)``."""
+    noise = torch.randn(shape, generator=generator, device=generator.device, dtype=dtype)
+    return noise.mul_(params.read_noise * (params.g_max_s - params.g_min_s))
 
 
 def apply_trains(

@@ -122,34 +122,18 @@ def twin_derivative(
     v_twin_shifted: torch.Tensor,
     delta_i_a: float,
     mismatch_v: torch.Tensor | float = 0.0,
+    scale: float = 1.0,
 ) -> torch.Tensor:
-    """f'(I) ~ (V_twin(I + dI) - V_neuron(I) - c(I)) / dI, in ohms (V/A)."""
-    return (v_twin_shifted - v_neuron - mismatch_v) / delta_i_a
-
-
-class MeasuredSlope(torch.autograd.Function):
-    """Identity on the measured output ``y``; its backward multiplies by the measured ``slope``.
-
-    ``forward(z, y, slope)`` returns ``y`` (computed from device reads, not from ``z`` by torch), and
-    ``backward`` gives ``dL/dz = dL/dy * slope``: the only path by which a derivative enters training.
-    """
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor, y: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(slope)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_y: torch.Tensor):
-        (slope,) = ctx.saved_tensors
-        return grad_y * slope, None, None
+    """f'(I) ~ (V_twin(I + dI) - V_neuron(I) - c(I)) / dI, in ohms (V/A), times ``scale`` (three passes)."""
+    return torch.sub(v_twin_shifted, v_neuron).sub_(mismatch_v).mul_(scale / delta_i_a)
 
 
 def measured_slope(z: torch.Tensor, y: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-    """:class:`MeasuredSlope` from built-in operations: ``y + (z - z.detach()) * slope``.
+    """The measured output ``y`` whose derivative with respect to ``z`` is the measured ``slope``:
+    ``y + (z - z.detach()) * slope``, the only path by which a derivative enters training.
 
-    The same value (``z - z.detach()`` is exactly 0 for finite ``z``; a non-finite slope would make
-    it NaN, which the caller rules out) and the same ``dL/dz = dL/dy * slope``, without the Python
-    autograd node, whose forward and backward cost several elementwise passes each.
+    The value is ``y`` (``z - z.detach()`` is exactly 0 for finite ``z``; a non-finite slope would make
+    it NaN, which the caller rules out) and ``dL/dz = dL/dy * slope``, from built-in operations: a
+    Python autograd node costs several elementwise passes in its forward and backward.
     """
     return torch.addcmul(y, z - z.detach(), slope)

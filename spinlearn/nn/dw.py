@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from spinlearn.devices.domain_wall import DomainWall, DWPopulation, apply_trains, conductance
+from spinlearn.devices.domain_wall import DomainWall, DWPopulation, apply_trains, conductance, read_noise_s
 
 
 class DWSynapses(nn.Module):
@@ -93,11 +93,10 @@ class DWSynapses(nn.Module):
 
     def read_noise(self) -> torch.Tensor | None:
         """``alpha (dG+ - dG-)`` of one noisy read of both devices, or None without read noise."""
-        p = self.params
-        if p.read_noise == 0:
+        if self.params.read_noise == 0:
             return None
-        noise = torch.randn(self.u.shape, generator=self.generator, device=self.u.device, dtype=self.u.dtype)
-        return self.alpha * p.read_noise * (p.g_max_s - p.g_min_s) * (noise[0] - noise[1])
+        noise = read_noise_s(self.u.shape, self.params, self.generator, self.u.dtype)
+        return self.alpha * (noise[0] - noise[1])
 
     def begin_update(self) -> None:
         """Called once per optimizer step, before :meth:`program`: every ``rebalance_every``

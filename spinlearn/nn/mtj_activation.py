@@ -7,7 +7,7 @@ from torch import nn
 
 from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.hardware.backend import Backend
-from spinlearn.learning.afd import AFDConfig, TwinCalibration, measured_slope
+from spinlearn.learning.afd import AFDConfig, TwinCalibration, measured_slope, twin_derivative
 
 
 class MTJActivation(nn.Module):
@@ -62,10 +62,7 @@ class MTJActivation(nn.Module):
             raise TrainingDiverged(f"non-finite input current to MTJ layer {self.group!r}")
         v, v_twin = self.backend.read_pair(self.group, current, self.afd.delta_i_a)
         mismatch = self.calibration(current) if self.calibration is not None else 0.0
-        # twin_derivative(v, v_twin, dI, mismatch) * I_scale / V_scale, in three passes
-        slope = (
-            torch.sub(v_twin, v).sub_(mismatch).mul_(self.i_scale_a / (self.v_scale_v * self.afd.delta_i_a))
-        )
+        slope = twin_derivative(v, v_twin, self.afd.delta_i_a, mismatch, self.i_scale_a / self.v_scale_v)
         return measured_slope(z, v * (1.0 / self.v_scale_v), slope)
 
     def extra_repr(self) -> str:
