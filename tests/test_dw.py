@@ -351,3 +351,14 @@ def test_read_noise_of_a_pair_has_the_rms_of_two_device_reads():
     noise = layer.synapses.read_noise()
     assert float(noise.std()) == pytest.approx(0.5 * 0.01 * math.sqrt(2), rel=0.02)
     assert row_layer(10).synapses.read_noise() is None
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("sweep.bits=[]", "sweep.bits is empty"), ("sweep.bits=[1]", "sweep.bits = (1,): must be >= 2")],
+)
+def test_bad_sweep_is_one_line_and_exit_2(tmp_path, setting, message):
+    out = spinlearn("run", "dw-bits-sweep", "--set", setting, "--out", str(tmp_path / "o"))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
