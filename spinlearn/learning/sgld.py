@@ -170,6 +170,21 @@ class DWSGLD(_Langevin):
         self.pulse_energy_j = 0.0
         self._updates = 0
         self._hot = 0
+        self._pairs_target: dict[tuple, torch.Tensor] = {}  # cfg.pairs as a 0-dim tensor
+        self._work: dict[tuple, torch.Tensor | tuple] = {}  # scratch per (dtype, device), see _scratch
+
+    def _scratch(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Three work buffers shaped like ``like`` (a chunk), reused across tensors and steps."""
+        key = (like.dtype, like.device, like.numel())
+        views = self._work.get(key)
+        if views is None:
+            base = (like.dtype, like.device)
+            work = self._work.get(base)
+            if work is None or work.shape[1] < like.numel():
+                work = self._work[base] = like.new_empty((3, max(like.numel(), 1 << 16)))
+                self._work = {base: work}  # views of a replaced buffer are stale
+            views = self._work[key] = work[:, : like.numel()].unbind()
+        return views
 
     @property
     def hot_fraction(self) -> float:
@@ -205,28 +220,48 @@ class DWSGLD(_Langevin):
         if variance > 0:
             pair_var = variance / (2 * cfg.pairs)  # `pairs` pairs carry the whole V
             pair = Pulse.for_variance(pair_var * to_m**2, cfg.diffusion_overdrive, device)
-        # variance unit: one pair pulse if there are pairs, else one drift pulse
-        unit_var = pair_var or push_var
+        # Variance unit: one drift pulse if there are any, else one pair pulse. ratio: a pair pulse's
+        # variance in units of a drift pulse's (pairs: ratio-weighted, drift pulses: 1 each).
+        unit_var = push_var or pair_var
+        ratio = pair_var / push_var if push_var else 1.0
+        # the largest code whose drift pulses alone stay within V (larger codes run hot), if any
+        cool = math.floor(2 * cfg.pairs * ratio) if pair_var and push_var else None
+        hot_possible = cool is not None and cool < 2 ** (cfg.bits - 1) - 1
         synapses.begin_update()
         flat_grad, flat_p = grad.reshape(-1), p.view(-1)
         noise = self.noise.take((flat_grad.numel(),))
-        drift_pulses = pair_pulses = hot = 0
+        pairs_target = self._pairs_target.get((flat_grad.dtype, flat_grad.device))
+        if pairs_target is None:  # a 0-dim tensor: torch.sub(tensor, ...) is twice as fast as with a number
+            pairs_target = self._pairs_target[flat_grad.dtype, flat_grad.device] = torch.tensor(
+                float(cfg.pairs), dtype=flat_grad.dtype, device=flat_grad.device
+            )
+        drift_pulses = pair_pulses = hot = 0  # per chunk in exact integers (a chunk's float sums are)
+        whole = flat_grad.numel() <= CHUNK  # one chunk: no slicing (views cost like small updates)
         for first in range(0, flat_grad.numel(), CHUNK):
-            chunk = slice(first, first + CHUNK)
-            codes = flat_grad[chunk].mul(-lr / delta if delta else 0.0).round_()
-            n = codes.abs()
+            chunk = None if whole else slice(first, first + CHUNK)
+            grad_chunk = flat_grad if whole else flat_grad[chunk]
+            # Scratch buffers, no temporaries: fresh allocations cost more than the arithmetic.
+            codes, n, pairs = self._scratch(grad_chunk)
+            if delta:
+                torch.mul(grad_chunk, -lr / delta, out=codes).round_()
+            else:
+                codes.zero_()
+            torch.abs(codes, out=n)
             drift_pulses += int(n.sum())
-            var_units = n.mul_(push_var / unit_var) if unit_var else n.zero_()
+            if hot_possible:  # codes are integers: clamp(n, cool, cool + 1) - cool is 1 where hot
+                hot += int(torch.clamp(n, cool, cool + 1, out=pairs).sum()) - cool * n.numel()
+            var_units = n  # in units of unit_var: drift pulses, then the pairs' share
             if pair_var:
-                # pairs that top the drift pulses' own diffusion (var_units / 2 pairs) up to V
-                pairs = torch.sub(cfg.pairs, var_units, alpha=0.5).round_()
-                if (2 ** (cfg.bits - 1) - 1) * push_var > variance:  # the largest codes may run hot
-                    hot += int((var_units > 2 * cfg.pairs).sum())
+                # pairs that top the drift pulses' own diffusion (n / (2 ratio) pairs) up to V
+                torch.sub(pairs_target, n, alpha=0.5 / ratio, out=pairs).round_()
+                if hot_possible:
                     pairs.clamp_(min=0.0)
                 pair_pulses += 2 * int(pairs.sum())
-                var_units.add_(pairs, alpha=2.0)
-            synapses.program(codes, var_units, noise[chunk], delta, math.sqrt(unit_var), chunk)
-            synapses.read_into(flat_p[chunk], chunk)
+                var_units = n.add_(pairs, alpha=2.0 * ratio) if push_var else pairs.mul_(2.0)
+            synapses.program(
+                codes, var_units, noise if whole else noise[chunk], delta, math.sqrt(unit_var), chunk
+            )
+            synapses.read_into(flat_p if whole else flat_p[chunk], chunk)
         energy = drift_pulses * push.energy_j(device) if drift_pulses else 0.0
         if pair_pulses:
             energy += pair_pulses * pair.energy_j(device)

@@ -50,6 +50,7 @@ class DWSynapses(nn.Module):
         self.generator = generator
         self.rebalance_every = rebalance_every
         self._updates = 0
+        self._flat_views: tuple[torch.Tensor, ...] | None = None  # see _flat
         shape = (2, *initial.shape)
         pop = kind.sample(shape, generator, initial.dtype)
         self.register_buffer("velocity", pop.velocity)
@@ -105,7 +106,18 @@ class DWSynapses(nn.Module):
         if self._updates % self.rebalance_every == 0:
             self._rebalance()
 
-    @torch.no_grad()
+    def _flat(self) -> tuple[torch.Tensor, ...]:
+        """Flat views ``(u active, u passive, velocity active, diffusion active)``, cached: building
+        them costs more than a small tensor's update (re-made if the buffers were replaced)."""
+        if self._flat_views is None or self._flat_views[0].data_ptr() != self.u.data_ptr():
+            self._flat_views = (
+                self.u[0].view(-1),
+                self.u[1].view(-1),
+                self.velocity[0].view(-1),
+                self.diffusion[0].view(-1),
+            )
+        return self._flat_views
+
     def program(
         self,
         drift: torch.Tensor,
@@ -113,32 +125,46 @@ class DWSynapses(nn.Module):
         noise: torch.Tensor,
         step_w: float,
         sigma_w: float,
-        chunk: slice = slice(None),
+        chunk: slice | None = None,
     ) -> None:
-        """Pulse the active devices of the flat range ``chunk``: trains of nominal mean
-        ``drift * step_w`` and variance ``variance * sigma_w**2`` in weight units (see
+        """Pulse the active devices of the flat range ``chunk`` (all if None): trains of nominal
+        mean ``drift * step_w`` and variance ``variance * sigma_w**2`` in weight units (see
         :func:`~spinlearn.devices.domain_wall.apply_trains`; ``drift`` and ``variance`` are consumed)."""
-        active = self.u[0].view(-1)[chunk]
-        pop = DWPopulation(self.velocity[0].view(-1)[chunk], self.diffusion[0].view(-1)[chunk])
+        active, _, velocity, diffusion = self._flat()
+        if chunk is not None:
+            active, velocity, diffusion = active[chunk], velocity[chunk], diffusion[chunk]
         to_m = 1.0 / self.weight_per_m
-        apply_trains(active, pop, self.params, drift, variance, noise, step_w * to_m, sigma_w * to_m)
+        apply_trains(
+            active,
+            DWPopulation(velocity, diffusion),
+            self.params,
+            drift,
+            variance,
+            noise,
+            step_w * to_m,
+            sigma_w * to_m,
+        )
 
-    def read_into(self, out: torch.Tensor, chunk: slice = slice(None)) -> None:
-        """Noise-free weights of the flat range ``chunk`` into ``out`` (a flat view of the parameter)."""
+    def read_into(self, out: torch.Tensor, chunk: slice | None = None) -> None:
+        """Noise-free weights of the flat range ``chunk`` (all if None) into ``out`` (a flat view of
+        the parameter)."""
         if self.params.response != "linear":
-            out.copy_(self.weight().view(-1)[chunk])
+            weight = self.weight().view(-1)
+            out.copy_(weight if chunk is None else weight[chunk])
             return
-        torch.add(self.u[0].view(-1)[chunk], self.u[1].view(-1)[chunk], out=out).mul_(self.weight_per_m)
+        active, passive, _, _ = self._flat()
+        if chunk is not None:
+            active, passive = active[chunk], passive[chunk]
+        torch.add(active, passive, out=out).mul_(self.weight_per_m)
 
     def _rebalance(self) -> None:
         """Make the device nearer the middle of its track the active one."""
-        swap = self.u[1].abs() < self.u[0].abs()
-        weight = swap.to(self.u.dtype)
-        for pair in (self.u, self.velocity, self.diffusion):
-            total = pair[0] + pair[1]
-            pair[0] = torch.lerp(pair[0], pair[1], weight)
-            pair[1] = total.sub_(pair[0])
-        self.plus_active.logical_xor_(swap)
+        swap = torch.lt(self.u[1].abs(), self.u[0].abs(), out=torch.empty_like(self.u[0]))  # 1.0: swap
+        for pair in (self.u, self.velocity, self.diffusion):  # exchange where swap: p0 += s d, p1 -= s d
+            change = torch.sub(pair[1], pair[0]).mul_(swap)
+            pair[0].add_(change)
+            pair[1].sub_(change)
+        self.plus_active.logical_xor_(swap.bool())
 
 
 class _DWLayer(nn.Module):
