@@ -88,6 +88,27 @@ def test_steps_shrink_near_the_ends_and_walls_stay_on_the_track():
     assert float(wild.min()) >= -half and float(wild.max()) <= half
 
 
+def test_walls_far_from_the_ends_move_as_with_the_full_edge_computation():
+    """apply_trains skips the edge factors when no wall is within reach of an end: the walls far
+    from the ends move the same whether or not another wall forces the full computation."""
+    n, half = 20_000, P.track_length_m / 2
+    pop = DomainWall(DWParams(variability=0.1)).sample((n,), gen())
+    far = (torch.rand(n, generator=gen(2)) - 0.5) * half  # within +/- L/4
+    drift, noise = torch.randn(n, generator=gen(3)), torch.randn(n, generator=gen(4))
+    variance = torch.rand(n, generator=gen(5))
+
+    def move(z):
+        return apply_trains(z.clone(), pop, P, drift.clone(), variance.clone(), noise, 2e-9, 1e-9)
+
+    fast = move(far)
+    held = far.clone()
+    held[0] = half - 1e-9  # one wall at an end: every wall takes the edge computation
+    full = move(held)
+    assert not torch.equal(fast, far)
+    assert torch.allclose(fast[1:], full[1:], rtol=0, atol=1e-13)  # float32 rounding of ~1e-7 m
+    assert float(full[0]) <= half
+
+
 def test_conductance_spans_the_range_for_both_responses_and_variability_spreads_devices():
     x = torch.linspace(-P.track_length_m / 2, P.track_length_m / 2, 101)
     for response in ("linear", "saturating"):
