@@ -23,8 +23,10 @@ lint: setup
 	$(VENV)/bin/ruff check spinlearn tests benchmarks
 	$(VENV)/bin/ruff format --check spinlearn tests benchmarks
 
+# Two workers of one thread each: most of a test's time is imports and one-core work, and two
+# workers of several threads each would oversubscribe the cores (much slower than one worker).
 test: lint
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
