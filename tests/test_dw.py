@@ -11,7 +11,7 @@ from torch import nn
 from spinlearn import data
 from spinlearn.devices.domain_wall import DomainWall, DWParams, Pulse, apply_trains, conductance
 from spinlearn.errors import ConfigError, DataError
-from spinlearn.learning.sgld import DWSGLD, SGLD, PosteriorSamples, SGLDConfig, ece, nll, quantise
+from spinlearn.learning.sgld import DWSGLD, SGLD, PosteriorSamples, SGLDConfig, ece, ece_gap, nll, quantise
 from spinlearn.nn.dw import DWLinear, Layers
 from spinlearn.nn.resnet import mlp, resnet18
 from spinlearn.noise import GaussianPool
@@ -359,7 +359,26 @@ def test_cifar_resnet_path_runs_on_generated_batches(tmp_path):
     assert {"ece_single_mean", "ece_posterior_mean", "nll_posterior_mean", "accuracy_float_sgld_mean"} <= set(
         m
     )
+    assert m["ece_gap_low"] <= m["ece_gap"] <= m["ece_gap_high"]
     assert (tmp_path / "o" / "reliability.png").is_file()
+
+
+def test_ece_gap_is_the_posterior_minus_single_difference_with_a_bootstrap_interval():
+    g = gen(7)
+    n = 4000
+    labels = torch.randint(0, 10, (n,), generator=g)
+    # overconfident samples that disagree: averaging them lowers the confidence towards the accuracy
+    logits = torch.randn(4, n, 10, generator=g) * 6
+    logits[:, torch.arange(n), labels] += 5
+    samples = torch.softmax(logits, 2)
+    gap, low, high = ece_gap(samples, labels, resamples=300, generator=gen(8))
+    direct = ece(samples.mean(0), labels) - sum(ece(s, labels) for s in samples) / len(samples)
+    assert gap == pytest.approx(direct, abs=1e-6)
+    assert low < gap < high < 0  # clearly better calibrated on average
+    same = samples[:1].expand(3, -1, -1)  # identical samples: no difference, no spread
+    assert ece_gap(same, labels, resamples=50, generator=gen(9)) == pytest.approx((0.0, 0.0, 0.0), abs=1e-7)
+    with pytest.raises(ValueError, match="resamples"):
+        ece_gap(samples, labels, resamples=1)
 
 
 def test_mlp_builder_rejects_bad_sizes():

@@ -18,7 +18,9 @@ Experiments:
 Accuracy, NLL and ECE are reported for the final weights (``test_accuracy``, ``*_final``), for one
 posterior sample (``*_single``: each of the ``posterior.samples`` thinned samples of the chain's
 last part scored alone, then averaged: what a chip holding one sample delivers) and for the
-posterior average of the samples' predictions (``*_posterior``).
+posterior average of the samples' predictions (``*_posterior``). ``ece_gap`` is the DW posterior's
+ECE minus one sample's, with a 95 % paired-bootstrap interval over the test examples
+(``ece_gap_low``, ``ece_gap_high``; :func:`~spinlearn.learning.sgld.ece_gap`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,16 @@ from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.experiments import mnist
 from spinlearn.experiments.mnist import Tensors
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
-from spinlearn.learning.sgld import DWSGLD, SGLD, PosteriorSamples, SGLDConfig, ece, nll, softmax_outputs
+from spinlearn.learning.sgld import (
+    DWSGLD,
+    SGLD,
+    PosteriorSamples,
+    SGLDConfig,
+    ece,
+    ece_gap,
+    nll,
+    softmax_outputs,
+)
 from spinlearn.nn.dw import Layers
 from spinlearn.nn.resnet import mlp, resnet18
 from spinlearn.training import check_finite, lr_at
@@ -255,6 +266,8 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
     s = scores(dw, labels)
     steps = len(dw.history) * math.ceil(len(d.train[0]) / cfg.train.batch_size)
     metrics = {"test_accuracy": s["accuracy_final"], **{k: v for k, v in s.items() if k != "accuracy_final"}}
+    gap = ece_gap(dw.samples, labels, generator=torch.Generator().manual_seed(ctx.seed))
+    metrics.update(zip(("ece_gap", "ece_gap_low", "ece_gap_high"), gap, strict=True))
     metrics.update(_dw_figures(dw.optimizer, steps))
     metrics["dw_seconds_per_step"] = dw.seconds_per_step
     histories = {f"DW-SGLD ({cfg.sgld.bits} bit)": [dw.history]}
