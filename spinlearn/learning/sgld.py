@@ -235,7 +235,7 @@ class DWSGLD(_Langevin):
             pairs_target = self._pairs_target[flat_grad.dtype, flat_grad.device] = torch.tensor(
                 float(cfg.pairs), dtype=flat_grad.dtype, device=flat_grad.device
             )
-        drift_pulses = pair_pulses = hot = 0  # per chunk in exact integers (a chunk's float sums are)
+        drift_pulses = pair_pulses = hot = 0  # exact: integer-valued floats summed in float64
         whole = flat_grad.numel() <= CHUNK  # one chunk: no slicing (views cost like small updates)
         for first in range(0, flat_grad.numel(), CHUNK):
             chunk = None if whole else slice(first, first + CHUNK)
@@ -247,16 +247,18 @@ class DWSGLD(_Langevin):
             else:
                 codes.zero_()
             torch.abs(codes, out=n)
-            drift_pulses += int(n.sum())
+            drift_pulses += int(n.sum(dtype=torch.float64))
             if hot_possible:  # codes are integers: clamp(n, cool, cool + 1) - cool is 1 where hot
-                hot += int(torch.clamp(n, cool, cool + 1, out=pairs).sum()) - cool * n.numel()
+                hot += (
+                    int(torch.clamp(n, cool, cool + 1, out=pairs).sum(dtype=torch.float64)) - cool * n.numel()
+                )
             var_units = n  # in units of unit_var: drift pulses, then the pairs' share
             if pair_var:
                 # pairs that top the drift pulses' own diffusion (n / (2 ratio) pairs) up to V
-                torch.sub(pairs_target, n, alpha=0.5 / ratio, out=pairs).round_()
+                torch.sub(pairs_target, n, alpha=0.5 / ratio if push_var else 0.0, out=pairs).round_()
                 if hot_possible:
                     pairs.clamp_(min=0.0)
-                pair_pulses += 2 * int(pairs.sum())
+                pair_pulses += 2 * int(pairs.sum(dtype=torch.float64))
                 var_units = n.add_(pairs, alpha=2.0 * ratio) if push_var else pairs.mul_(2.0)
             synapses.program(
                 codes, var_units, noise if whole else noise[chunk], delta, math.sqrt(unit_var), chunk

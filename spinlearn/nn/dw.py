@@ -51,6 +51,7 @@ class DWSynapses(nn.Module):
         self.rebalance_every = rebalance_every
         self._updates = 0
         self._flat_views: tuple[torch.Tensor, ...] | None = None  # see _flat
+        self._flat_sources: tuple[int, ...] = ()
         shape = (2, *initial.shape)
         pop = kind.sample(shape, generator, initial.dtype)
         self.register_buffer("velocity", pop.velocity)
@@ -109,7 +110,9 @@ class DWSynapses(nn.Module):
     def _flat(self) -> tuple[torch.Tensor, ...]:
         """Flat views ``(u active, u passive, velocity active, diffusion active)``, cached: building
         them costs more than a small tensor's update (re-made if the buffers were replaced)."""
-        if self._flat_views is None or self._flat_views[0].data_ptr() != self.u.data_ptr():
+        buffers = (self.u, self.velocity, self.diffusion)
+        if self._flat_views is None or self._flat_sources != tuple(b.data_ptr() for b in buffers):
+            self._flat_sources = tuple(b.data_ptr() for b in buffers)
             self._flat_views = (
                 self.u[0].view(-1),
                 self.u[1].view(-1),
@@ -160,10 +163,11 @@ class DWSynapses(nn.Module):
     def _rebalance(self) -> None:
         """Make the device nearer the middle of its track the active one."""
         swap = torch.lt(self.u[1].abs(), self.u[0].abs(), out=torch.empty_like(self.u[0]))  # 1.0: swap
-        for pair in (self.u, self.velocity, self.diffusion):  # exchange where swap: p0 += s d, p1 -= s d
-            change = torch.sub(pair[1], pair[0]).mul_(swap)
-            pair[0].add_(change)
-            pair[1].sub_(change)
+        keep = torch.rsub(swap, 1.0)
+        for pair in (self.u, self.velocity, self.diffusion):  # exact: products with 0 and 1, sums with 0
+            first = torch.mul(pair[0], keep).addcmul_(pair[1], swap)
+            pair[1].mul_(keep).addcmul_(pair[0], swap)
+            pair[0].copy_(first)
         self.plus_active.logical_xor_(swap.bool())
 
 
