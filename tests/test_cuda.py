@@ -4,8 +4,11 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+
+from spinlearn import data
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
@@ -17,6 +20,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA G
         ["mnist-afd", "--set", "data.dataset=digits", "--set", "train.epochs=2"],
         ["mnist-kd", "--set", "data.dataset=digits", "--set", "train.epochs=2", "--set", "teacher.epochs=1"],
         ["afd-gradcheck", "--set", "sweep.points=5"],
+        ["mnist-dw-sgld", "--set", "data.dataset=digits", "--set", "train.epochs=2"],
     ],
 )
 def test_experiments_run_on_cuda(tmp_path, args):
@@ -39,3 +43,32 @@ def test_experiments_run_on_cuda(tmp_path, args):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["device"] == "cuda"
+
+
+def test_cifar10_dw_resnet18_runs_full_width_on_cuda_and_reports_its_step_time(tmp_path):
+    """Issue 5's GPU item: the full-width ResNet-18 on generated CIFAR-format batches."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(1200) % 10
+    images = rng.integers(0, 256, (len(labels), 3, 32, 32), dtype=np.uint8)
+    images[:, labels % 3] //= 2  # a class signal
+    directory = data.write_cifar_batches(tmp_path / "cifar", images, labels)
+    args = ["run", "cifar10-dw-resnet18", "--device", "cuda", "--set", f"data.dir={directory}"]
+    args += [
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "posterior.samples=2",
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "spinlearn", *args], capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["device"] == "cuda"
+    m = summary["metrics"]
+    assert m["dw_seconds_per_step_mean"] > 0 and m["float_sgld_seconds_per_step_mean"] > 0
+    dw, fl = m["dw_seconds_per_step_mean"], m["float_sgld_seconds_per_step_mean"]
+    print(f"DW-SGLD step {dw:.4f} s, float SGLD step {fl:.4f} s")  # for the closing note: pytest -s
