@@ -178,12 +178,8 @@ def apply_trains(
     half, edge = 0.5 * params.track_length_m, params.edge_length_m
     # Usually no wall is within reach of an end: every factor below is then 1 and the clamp a
     # no-op, so two reductions replace six passes (the same result, to rounding).
-    step_lo, step_hi = torch.aminmax(step)
-    z_lo, z_hi = torch.aminmax(offset_m)
-    if (
-        max(-float(step_lo), float(step_hi)) * abs(unit) <= edge
-        and max(-float(z_lo), float(z_hi)) <= half - edge
-    ):
+    step_lo, step_hi, z_lo, z_hi = torch.stack((*torch.aminmax(step), *torch.aminmax(offset_m))).tolist()
+    if max(-step_lo, step_hi) * abs(unit) <= edge and max(-z_lo, z_hi) <= half - edge:  # one GPU sync
         return offset_m.add_(step, alpha=unit)
     # Room left in the direction of the step: L/2 - z moving up, L/2 + z moving down, i.e.
     # L/2 - z sign(step) = L/2 - copysign(z, z step): no boolean masks or sign(), which cost

@@ -210,8 +210,8 @@ class DWSGLD(_Langevin):
         cfg, device = self.config, synapses.params
         lr = group["lr"]
         grad, variance = self.grad_and_variance(p, group)
-        low, high = torch.aminmax(grad)
-        delta = code_step(lr * max(-float(low), float(high)), cfg.bits)  # weight units per code
+        low, high = torch.stack(torch.aminmax(grad)).tolist()  # one GPU sync
+        delta = code_step(lr * max(-low, high), cfg.bits)  # weight units per code
         to_m = 1.0 / synapses.weight_per_m
         push_var = pair_var = 0.0  # variance of one drift pulse, of one pair pulse (weight units^2)
         if delta > 0:
@@ -247,10 +247,10 @@ class DWSGLD(_Langevin):
             else:
                 codes.zero_()
             torch.abs(codes, out=n)
-            drift_pulses += int(n.sum(dtype=torch.float64))
+            sums = [n.sum(dtype=torch.float64)]  # one GPU sync per chunk for all counts, below
             if hot_possible:  # codes are integers: clamp(n, cool, cool + 1) - cool is 1 where hot
-                hot += (
-                    int(torch.clamp(n, cool, cool + 1, out=pairs).sum(dtype=torch.float64)) - cool * n.numel()
+                sums.append(
+                    torch.clamp(n, cool, cool + 1, out=pairs).sum(dtype=torch.float64) - cool * n.numel()
                 )
             var_units = n  # in units of unit_var: drift pulses, then the pairs' share
             if pair_var:
@@ -258,8 +258,12 @@ class DWSGLD(_Langevin):
                 torch.sub(pairs_target, n, alpha=0.5 / ratio if push_var else 0.0, out=pairs).round_()
                 if hot_possible:
                     pairs.clamp_(min=0.0)
-                pair_pulses += 2 * int(pairs.sum(dtype=torch.float64))
+                sums.append(2 * pairs.sum(dtype=torch.float64))
                 var_units = n.add_(pairs, alpha=2.0 * ratio) if push_var else pairs.mul_(2.0)
+            counts = [round(v) for v in torch.stack(sums).tolist()]
+            drift_pulses += counts[0]
+            hot += counts[1] if hot_possible else 0
+            pair_pulses += counts[-1] if pair_var else 0
             synapses.program(
                 codes, var_units, noise if whole else noise[chunk], delta, math.sqrt(unit_var), chunk
             )
