@@ -339,18 +339,21 @@ def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float(-picked.log().mean())
 
 
+def _excess_and_bin(
+    probs: torch.Tensor, labels: torch.Tensor, bins: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example (last but one dimension): confidence minus correctness, and its confidence bin."""
+    confidence, predicted = probs.max(-1)
+    which = (confidence * bins).long().clamp(max=bins - 1)
+    return confidence - (predicted == labels).to(confidence.dtype), which
+
+
 def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
     """Expected calibration error (Guo et al. 2017): confidence vs accuracy in ``bins`` equal-width bins,
-    weighted by the share of samples in each bin."""
-    confidence, predicted = probs.max(1)
-    correct = (predicted == labels).to(probs.dtype)
-    which = (confidence * bins).long().clamp(max=bins - 1)
-    count = torch.zeros(bins, dtype=probs.dtype, device=probs.device).index_add_(
-        0, which, torch.ones_like(confidence)
-    )
-    conf_sum = torch.zeros_like(count).index_add_(0, which, confidence)
-    acc_sum = torch.zeros_like(count).index_add_(0, which, correct)
-    return float((conf_sum - acc_sum).abs().sum() / max(len(labels), 1))
+    weighted by the share of samples in each bin: ``sum_b |sum_{i in b} (conf_i - correct_i)| / n``."""
+    excess, which = _excess_and_bin(probs, labels, bins)
+    per_bin = torch.zeros(bins, dtype=excess.dtype, device=excess.device).index_add_(0, which, excess)
+    return float(per_bin.abs().sum() / max(len(labels), 1))
 
 
 def ece_gap(
@@ -371,9 +374,7 @@ def ece_gap(
     if resamples < 2:
         raise ValueError(f"resamples must be >= 2, got {resamples}")
     models = torch.cat((samples.mean(0, keepdim=True), samples))  # posterior first, then each sample
-    confidence, predicted = models.max(2)
-    excess = confidence - (predicted == labels).to(confidence.dtype)  # (K + 1, n)
-    which = (confidence * bins).long().clamp(max=bins - 1)
+    excess, which = _excess_and_bin(models, labels, bins)  # (K + 1, n)
     per_bin = torch.zeros((*excess.shape, bins), dtype=excess.dtype, device=excess.device)
     per_bin.scatter_(2, which.unsqueeze(2), excess.unsqueeze(2))  # (K + 1, n, bins)
     n = labels.numel()
