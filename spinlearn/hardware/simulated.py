@@ -137,10 +137,8 @@ class SimulatedBackend:
             return self._measure(self._pairs[group], both).tensor_split(2, dim=-1)
         v = self._table(group, delta_i_a)(current_a)  # (2, ..., n): neurons, twins at I + dI
         self._add_noise(v)
-        self._reads += v.numel()
-        if self.ledger is not None:
-            self.ledger.device_reads(current_a, v[0])
-            self.ledger.device_reads(current_a + delta_i_a, v[1])
+        self._book(current_a, v[0])
+        self._book(current_a + delta_i_a, v[1])
         return v[0], v[1]
 
     def _table(self, group: str, shift_a: float) -> mtj.CurveTable:
@@ -163,18 +161,20 @@ class SimulatedBackend:
         """Fast path of one read per element: noise added, counted, booked in the ledger."""
         v = v.contiguous()
         self._add_noise(v)
-        self._reads += current_a.numel()
-        if self.ledger is not None:
-            self.ledger.device_reads(current_a, v)
+        self._book(current_a, v)
         return v
 
     def _measure(self, pop: MTJPopulation, current_a: torch.Tensor) -> torch.Tensor:
-        """One noisy read per element: counted, and booked in the energy ledger when there is one."""
-        self._reads += current_a.numel()
+        """One noisy read per element (exact solve, fresh noise), counted and booked."""
         v = mtj.read(current_a, pop, self.params.read_noise_v, self.generator)
+        self._book(current_a, v)
+        return v
+
+    def _book(self, current_a: torch.Tensor, v: torch.Tensor) -> None:
+        """Count one read per element of ``current_a`` and book them in the energy ledger, if any."""
+        self._reads += current_a.numel()
         if self.ledger is not None:
             self.ledger.device_reads(current_a, v)
-        return v
 
     @property
     def measurement_count(self) -> int:
