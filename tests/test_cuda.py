@@ -4,11 +4,9 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-
-from spinlearn import data
+from data_helpers import tiny_cifar
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
@@ -47,11 +45,7 @@ def test_experiments_run_on_cuda(tmp_path, args):
 
 def test_cifar10_dw_resnet18_runs_full_width_on_cuda_and_reports_its_step_time(tmp_path):
     """Issue 5's GPU item: the full-width ResNet-18 on generated CIFAR-format batches."""
-    rng = np.random.default_rng(0)
-    labels = np.arange(1200) % 10
-    images = rng.integers(0, 256, (len(labels), 3, 32, 32), dtype=np.uint8)
-    images[:, labels % 3] //= 2  # a class signal
-    directory = data.write_cifar_batches(tmp_path / "cifar", images, labels)
+    directory = tiny_cifar(tmp_path / "cifar", n=1200)
     args = ["run", "cifar10-dw-resnet18", "--device", "cuda", "--set", f"data.dir={directory}"]
     args += [
         "--set",

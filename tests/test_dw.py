@@ -2,10 +2,10 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from cli_helpers import run_summary, spinlearn
+from data_helpers import tiny_cifar
 from torch import nn
 
 from spinlearn import data
@@ -331,14 +331,6 @@ def test_gaussian_pool_windows_are_standard_normal_and_uncorrelated_between_requ
 
 
 # --- data and experiments -----------------------------------------------------------------------
-
-
-def tiny_cifar(directory, n=72):
-    rng = np.random.default_rng(0)
-    labels = np.arange(n) % 10
-    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
-    images[:, labels % 3] //= 2  # a class signal
-    return data.write_cifar_batches(directory, images, labels)
 
 
 def test_cifar_batches_load_and_bad_files_are_data_errors(tmp_path):
