@@ -171,20 +171,20 @@ class DWSGLD(_Langevin):
         self._updates = 0
         self._hot = 0
         self._pairs_target: dict[tuple, torch.Tensor] = {}  # cfg.pairs as a 0-dim tensor
-        self._work: dict[tuple, torch.Tensor | tuple] = {}  # scratch per (dtype, device), see _scratch
+        self._work: dict[tuple, torch.Tensor] = {}  # scratch per (dtype, device), see _scratch
+        self._views: dict[tuple, tuple[torch.Tensor, ...]] = {}  # its views per (dtype, device, size)
 
     def _scratch(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Three work buffers shaped like ``like`` (a chunk), reused across tensors and steps."""
-        key = (like.dtype, like.device, like.numel())
-        views = self._work.get(key)
-        if views is None:
-            base = (like.dtype, like.device)
+        """Three work buffers shaped like ``like`` (a chunk), reused across tensors and steps (the
+        views are cached too: making them costs like a small tensor's arithmetic)."""
+        base, key = (like.dtype, like.device), (like.dtype, like.device, like.numel())
+        if key not in self._views:
             work = self._work.get(base)
             if work is None or work.shape[1] < like.numel():
                 work = self._work[base] = like.new_empty((3, max(like.numel(), 1 << 16)))
-                self._work = {base: work}  # views of a replaced buffer are stale
-            views = self._work[key] = work[:, : like.numel()].unbind()
-        return views
+                self._views = {k: v for k, v in self._views.items() if k[:2] != base}  # stale views
+            self._views[key] = work[:, : like.numel()].unbind()
+        return self._views[key]
 
     @property
     def hot_fraction(self) -> float:
