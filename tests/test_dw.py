@@ -209,6 +209,20 @@ def test_one_update_has_the_target_drift_and_langevin_variance(variability):
     assert opt.pulses > n * 31  # 31 drift pulses (6 bits, largest code) plus push-pull pairs
 
 
+@pytest.mark.parametrize("bits", [6, 8])
+def test_pulse_counts_are_exact_past_float32_integers(bits):
+    """2^18 weights at the largest code but one: at 8 bits the count is an odd number past 2^24,
+    which no float32 holds (the optimizer then sums in float64)."""
+    n, top = 1 << 18, 2 ** (bits - 1) - 1
+    codes = torch.full((n,), top, dtype=torch.int64)
+    codes[1] = top - 1  # the largest drift sets the step, so the codes are sent exactly
+    layer = row_layer(n, w_max=0.5)
+    opt = DWSGLD(layer.parameters(), 1e-3, SGLDConfig(temperature=0.0, bits=bits), generator=gen())
+    layer.crossbar.grad = -codes.to(torch.float32).view(1, n)
+    opt.step()
+    assert opt.pulses == int(codes.sum())
+
+
 def test_stationary_variance_on_a_quadratic_potential_is_t_over_curvature():
     """U = c w^2 / 2: SGLD samples exp(-U/T), variance T / c (discretisation: / (1 - lr c / 2))."""
     n, c, lr, temperature = 100_000, 2.0, 0.01, 0.005

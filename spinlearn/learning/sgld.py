@@ -47,6 +47,7 @@ from spinlearn.energy import Ledger
 from spinlearn.noise import GaussianPool
 
 CHUNK = 1 << 18  # elements per slice of a DW update: bounds the temporaries of large tensors
+FLOAT32_EXACT = 2**24  # every integer up to this is a float32, so is every partial sum of smaller ones
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ class DWSGLD(_Langevin):
             pairs_target = self._pairs_target[flat_grad.dtype, flat_grad.device] = torch.tensor(
                 float(cfg.pairs), dtype=flat_grad.dtype, device=flat_grad.device
             )
-        drift_pulses = pair_pulses = hot = 0  # exact: integer-valued floats summed in float64
+        largest = max(2 ** (cfg.bits - 1) - 1, cfg.pairs, cool + 1 if hot_possible else 0)
+        drift_pulses = pair_pulses = hot = 0
         whole = flat_grad.numel() <= CHUNK  # one chunk: no slicing (views cost like small updates)
         for first in range(0, flat_grad.numel(), CHUNK):
             chunk = None if whole else slice(first, first + CHUNK)
@@ -247,18 +249,19 @@ class DWSGLD(_Langevin):
             else:
                 codes.zero_()
             torch.abs(codes, out=n)
-            sums = [n.sum(dtype=torch.float64)]  # one GPU sync per chunk for all counts, below
+            # Counts are sums of integer-valued floats in [0, largest]: exact in float32 while their
+            # bound is (a float64 sum converts the chunk first, costing more than the whole update).
+            exact = None if largest * n.numel() <= FLOAT32_EXACT else torch.float64
+            sums = [n.sum(dtype=exact)]  # one GPU sync per chunk for all counts, below
             if hot_possible:  # codes are integers: clamp(n, cool, cool + 1) - cool is 1 where hot
-                sums.append(
-                    torch.clamp(n, cool, cool + 1, out=pairs).sum(dtype=torch.float64) - cool * n.numel()
-                )
+                sums.append(torch.clamp(n, cool, cool + 1, out=pairs).sum(dtype=exact) - cool * n.numel())
             var_units = n  # in units of unit_var: drift pulses, then the pairs' share
             if pair_var:
                 # pairs that top the drift pulses' own diffusion (n / (2 ratio) pairs) up to V
                 torch.sub(pairs_target, n, alpha=0.5 / ratio if push_var else 0.0, out=pairs).round_()
                 if hot_possible:
                     pairs.clamp_(min=0.0)
-                sums.append(2 * pairs.sum(dtype=torch.float64))
+                sums.append(2 * pairs.sum(dtype=exact))
                 var_units = n.add_(pairs, alpha=2.0 * ratio) if push_var else pairs.mul_(2.0)
             counts = [round(v) for v in torch.stack(sums).tolist()]
             drift_pulses += counts[0]
