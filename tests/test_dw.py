@@ -12,7 +12,9 @@ from spinlearn import data
 from spinlearn.devices.domain_wall import DomainWall, DWParams, Pulse, apply_trains, conductance
 from spinlearn.errors import ConfigError, DataError
 from spinlearn.learning.sgld import DWSGLD, SGLD, PosteriorSamples, SGLDConfig, ece, ece_gap, nll, quantise
+from spinlearn.nn import dw_bank
 from spinlearn.nn.dw import DWLinear, Layers
+from spinlearn.nn.dw_bank import SynapseBank
 from spinlearn.nn.resnet import mlp, resnet18
 from spinlearn.noise import GaussianPool
 
@@ -144,23 +146,24 @@ def test_resnet18_has_the_standard_parameter_count():
 def test_weights_change_only_through_the_devices():
     layer = row_layer(1000, initial=torch.full((1, 1000), 0.1))
     before = layer.weight.detach().clone()
-    layer.crossbar.grad = torch.ones_like(layer.crossbar)
+    layer.weight.grad = torch.ones_like(layer.weight)
     torch.optim.SGD(layer.parameters(), lr=1.0).step()  # arithmetic on the parameter ...
     layer.refresh()  # ... is overwritten by what the devices hold
     assert torch.equal(layer.weight, before)
     opt = DWSGLD(layer.parameters(), 1e-3, SGLDConfig(temperature=0.0), generator=gen())
-    layer.crossbar.grad = torch.zeros_like(layer.crossbar)
+    layer.weight.grad = torch.zeros_like(layer.weight)
     opt.step()
     assert torch.equal(layer.weight, before) and opt.pulses == 0
 
 
-def test_rebalancing_exchanges_the_devices_exactly_where_the_passive_one_is_nearer_the_middle():
+@pytest.mark.parametrize("scratch", [None, tuple(torch.full((3, 12_000), float("nan")).unbind())])
+def test_rebalancing_exchanges_the_devices_exactly_where_the_passive_one_is_nearer_the_middle(scratch):
     layer = row_layer(10_000, DomainWall(DWParams(variability=0.2)))
     syn = layer.synapses
     syn.u.copy_((torch.rand(syn.u.shape, generator=gen(1)) - 0.5) * P.track_length_m)
     before = {name: getattr(syn, name).clone() for name in ("u", "velocity", "diffusion", "plus_active")}
     swap = before["u"][1].abs() < before["u"][0].abs()
-    syn._rebalance()
+    SynapseBank([layer.weight]).rebalance(scratch)
     for name in ("u", "velocity", "diffusion"):
         old, new = before[name], getattr(syn, name)
         assert torch.equal(new[0], torch.where(swap, old[1], old[0]))  # exact: no rounding
@@ -173,12 +176,71 @@ def test_programming_keeps_the_pairs_common_mode_centred():
     layer = row_layer(5000)
     opt = DWSGLD(layer.parameters(), 1e-2, SGLDConfig(temperature=0.0, bits=8), generator=gen())
     for _ in range(60):  # a steady push up: only one device per pair moves, in turns
-        layer.crossbar.grad = -torch.ones_like(layer.crossbar)
+        layer.weight.grad = -torch.ones_like(layer.weight)
         opt.step()
     z_plus, z_minus = layer.synapses.offsets()
     common = (z_plus + z_minus).abs()  # 0: symmetric about the middle
     assert float(layer.weight.detach().mean()) == pytest.approx(60 * 1e-2, rel=0.05)
     assert float(common.max()) < 0.1 * P.track_length_m
+
+
+def _two_layers(seed=0):
+    """Two crossbars of 3000 and 700 weights with fixed gradients, and a third without one."""
+    layers = [row_layer(n, w_max=0.5, seed=seed + i) for i, n in enumerate((3000, 700, 50))]
+    g = gen(7)
+    for layer in layers[:2]:
+        layer.weight.grad = torch.randn(layer.weight.shape, generator=g)
+    return layers
+
+
+@pytest.mark.parametrize("chunk", [1000, 256])
+def test_banked_and_windowed_updates_send_the_same_pulses_as_one_bank(monkeypatch, chunk):
+    """Pulse counts do not depend on how tensors are packed into banks and windows; a tensor
+    without a gradient is not touched; every crossbar reads back what its devices hold."""
+    config = SGLDConfig(temperature=1e-4, bits=4)
+    counts, default = [], dw_bank.CHUNK
+    for size in (default, chunk):
+        monkeypatch.setattr(dw_bank, "CHUNK", size)
+        layers = _two_layers()
+        still = layers[2].weight.detach().clone()
+        opt = DWSGLD([p for layer in layers for p in layer.parameters()], 1e-3, config, generator=gen())
+        for _ in range(3):
+            opt.step()
+        banks = opt._banks[0][1]
+        windows = sum(len(b.windows) for b in banks)
+        assert (len(banks), windows) == (1, 1) if size == default else len(banks) > 1 and windows > 3
+        counts.append((opt.pulses, opt.hot_fraction))
+        assert torch.equal(layers[2].weight, still)
+        for layer in layers:
+            assert torch.equal(layer.weight.detach(), layer.synapses.weight())
+    assert counts[0] == counts[1] and counts[0][0] > 0 and 0 < counts[0][1] < 1
+
+
+def test_a_bias_is_a_column_of_its_crossbar_with_the_weights_quantisation_step():
+    layer = DWLinear(torch.zeros(4, 300), torch.zeros(4), DEVICE, 0.5, gen())
+    x = torch.randn(8, 300, generator=gen(1))
+    assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    assert layer.weight.crossbar is layer.bias.crossbar
+    opt = DWSGLD(layer.parameters(), 1e-2, SGLDConfig(temperature=0.0, bits=6), generator=gen())
+    layer.weight.grad = torch.ones_like(layer.weight)
+    layer.bias.grad = torch.full_like(layer.bias, 1e-3)  # a code of 1e-3 * 31: rounds to 0
+    opt.step()
+    assert torch.equal(layer.bias.detach(), torch.zeros(4))  # alone, it would have its own step
+    assert float(layer.weight.detach().mean()) == pytest.approx(-1e-2, rel=0.05)
+    assert opt.pulses == 4 * 300 * 31
+
+
+def test_a_bank_follows_buffers_that_were_replaced():
+    layer = row_layer(500, w_max=0.5)
+    opt = DWSGLD(layer.parameters(), 1e-3, SGLDConfig(temperature=1e-4), generator=gen())
+    layer.weight.grad = torch.ones_like(layer.weight)
+    opt.step()
+    for name in ("u", "velocity", "diffusion"):  # what model.to(device) does
+        setattr(layer.synapses, name, getattr(layer.synapses, name).clone())
+    before = layer.weight.detach().clone()
+    opt.step()
+    assert float((layer.weight.detach() - before).mean()) < 0  # the step went to the new buffers
+    assert torch.equal(layer.weight.detach(), layer.synapses.weight())
 
 
 # --- the optimizer -----------------------------------------------------------------------------
@@ -201,7 +263,7 @@ def test_one_update_has_the_target_drift_and_langevin_variance(variability):
     layer = row_layer(n, DomainWall(DWParams(variability=variability)), w_max=0.5)
     before = layer.weight.detach().clone()
     opt = DWSGLD(layer.parameters(), lr, SGLDConfig(temperature=temperature, bits=6), generator=gen(3))
-    layer.crossbar.grad = torch.full_like(layer.crossbar, -2.0)
+    layer.weight.grad = torch.full_like(layer.weight, -2.0)
     opt.step()
     step = layer.weight.detach() - before
     assert float(step.mean()) == pytest.approx(2e-3, rel=0.05)
@@ -218,7 +280,7 @@ def test_pulse_counts_are_exact_past_float32_integers(bits):
     codes[1] = top - 1  # the largest drift sets the step, so the codes are sent exactly
     layer = row_layer(n, w_max=0.5)
     opt = DWSGLD(layer.parameters(), 1e-3, SGLDConfig(temperature=0.0, bits=bits), generator=gen())
-    layer.crossbar.grad = -codes.to(torch.float32).view(1, n)
+    layer.weight.grad = -codes.to(torch.float32).view(1, n)
     opt.step()
     assert opt.pulses == int(codes.sum())
 
@@ -229,7 +291,7 @@ def test_stationary_variance_on_a_quadratic_potential_is_t_over_curvature():
     layer = row_layer(n, w_max=1.0)
     opt = DWSGLD(layer.parameters(), lr, SGLDConfig(temperature=temperature, bits=8), generator=gen(4))
     for _ in range(400):  # 8 relaxation times 1 / (lr c)
-        layer.crossbar.grad = c * layer.crossbar.detach()
+        layer.weight.grad = c * layer.weight.detach()
         opt.step()
     expected = temperature / c / (1 - lr * c / 2)
     assert float(layer.weight.detach().var()) == pytest.approx(expected, rel=0.10)
@@ -241,12 +303,12 @@ def test_pairs_top_up_the_drift_pulses_own_diffusion():
     noisy = DWParams(diffusion_m2_per_s=2e-8)  # drift pulses diffuse by more than 2 lr T
     layer = row_layer(n, DomainWall(noisy), w_max=0.5)
     opt = DWSGLD(layer.parameters(), lr, SGLDConfig(temperature=temperature), generator=gen())
-    layer.crossbar.grad = torch.full_like(layer.crossbar, -5.0)
+    layer.weight.grad = torch.full_like(layer.weight, -5.0)
     opt.step()
     assert opt.hot_fraction == 1.0  # reported, not hidden
     quiet = row_layer(n, DomainWall(DWParams(diffusion_m2_per_s=2e-10)), w_max=0.5)
     opt = DWSGLD(quiet.parameters(), lr, SGLDConfig(temperature=temperature), generator=gen())
-    quiet.crossbar.grad = torch.full_like(quiet.crossbar, -5.0)
+    quiet.weight.grad = torch.full_like(quiet.weight, -5.0)
     opt.step()
     assert opt.hot_fraction == 0.0
 
@@ -274,7 +336,7 @@ def test_pulses_are_booked_in_the_ledger():
     layer = row_layer(1000)
     opt = DWSGLD(layer.parameters(), 1e-3, SGLDConfig(temperature=1.0), generator=gen(), ledger=ledger)
     with ledger.in_phase("train"):
-        layer.crossbar.grad = torch.randn(1, 1000, generator=gen())
+        layer.weight.grad = torch.randn(1, 1000, generator=gen())
         opt.step()
     assert ledger.counts["train"]["dw_pulse"] == opt.pulses > 0
     assert ledger.joules["train"]["dw_pulse"] == pytest.approx(opt.pulse_energy_j)
@@ -312,13 +374,13 @@ def test_posterior_samples_of_a_dw_network_hold_its_weights_not_its_walls():
     layer = DWLinear(torch.tensor([[0.02] * 50, [0.0] * 50]), None, DEVICE, 1.0, gen())
     sampler = PosteriorSamples(burn_in=0, thin=1, keep=1)
     sampler.observe(layer, 1)
-    assert set(sampler.states[0]) == {"crossbar"}
+    assert set(sampler.states[0]) == {"weight"}
     with torch.no_grad():
-        layer.crossbar.zero_()
+        layer.weight.zero_()
     x = torch.ones(2, 50)
     expected = torch.softmax(torch.tensor([[1.0, 0.0]] * 2), 1)  # the sample's logits (1, 0)
     assert torch.allclose(sampler.predict(layer, x), expected, atol=1e-5)
-    assert float(layer.crossbar.detach().abs().max()) == 0.0  # the current state is back
+    assert float(layer.weight.detach().abs().max()) == 0.0  # the current state is back
 
 
 def test_ece_and_nll_on_hand_examples():

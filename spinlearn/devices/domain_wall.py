@@ -172,20 +172,71 @@ def apply_trains(
     unit = step_m or sigma_m  # metres per unit of the step below (drift is zero where step_m is)
     if unit == 0 or offset_m.numel() == 0:
         return offset_m
+    step = wall_steps(pop, drift, variance, noise, sigma_m / unit)
+    move_walls(offset_m, step, params, unit, scratch=variance)
+    return offset_m
+
+
+def wall_steps(
+    pop: DWPopulation, drift: torch.Tensor, variance: torch.Tensor, noise: torch.Tensor, sigma: float = 1.0
+) -> torch.Tensor:
+    """Free displacements ``drift v + sigma sqrt(variance D) noise`` of devices with factors ``pop``
+    (in place in ``drift``, returned; ``variance`` is overwritten)."""
     step = drift.mul_(pop.velocity)
     # noise / rsqrt(v): half the cost of noise * sqrt(v) here, and 0 where v is (x / inf)
-    step.addcdiv_(noise, variance.mul_(pop.diffusion).rsqrt_(), value=sigma_m / unit)
+    return step.addcdiv_(noise, variance.mul_(pop.diffusion).rsqrt_(), value=sigma)
+
+
+def move_walls(
+    offset_m: torch.Tensor,
+    step: torch.Tensor,
+    params: DWParams,
+    unit: float = 1.0,
+    segments: list[slice] | None = None,
+    scratch: torch.Tensor | None = None,
+) -> None:
+    """Move walls at ``offset_m`` by ``step * unit`` metres (in place), held by the track's ends.
+
+    A step towards an end shrinks by ``min(1, d / lambda)`` (``d``: the room left) and the wall
+    stays on the track. Usually no wall is within reach of an end: every factor is then 1 and the
+    clamp a no-op, so two reductions replace six passes (the same result, to rounding). Where some
+    wall is, only the ``segments`` (flat ranges, e.g. one per weight tensor) that hold one take the
+    edge computation; ``scratch`` (shaped like ``offset_m``) spares it a temporary.
+    """
     half, edge = 0.5 * params.track_length_m, params.edge_length_m
-    # Usually no wall is within reach of an end: every factor below is then 1 and the clamp a
-    # no-op, so two reductions replace six passes (the same result, to rounding).
-    step_lo, step_hi, z_lo, z_hi = torch.stack((*torch.aminmax(step), *torch.aminmax(offset_m))).tolist()
-    if max(-step_lo, step_hi) * abs(unit) <= edge and max(-z_lo, z_hi) <= half - edge:  # one GPU sync
-        return offset_m.add_(step, alpha=unit)
-    # Room left in the direction of the step: L/2 - z moving up, L/2 + z moving down, i.e.
-    # L/2 - z sign(step) = L/2 - copysign(z, z step): no boolean masks or sign(), which cost
-    # several multiplications each on a CPU. Steps are scaled by min(room, lambda) / lambda.
-    room = torch.rsub(torch.copysign(offset_m, offset_m * step), half).clamp_(max=edge)
-    return offset_m.addcmul_(step, room, value=unit / edge).clamp_(-half, half)
+
+    def clear(ranges: list[slice]) -> list[bool]:
+        """Per range: no wall within reach of an end, so every edge factor is 1 (one GPU sync)."""
+        lows_highs = [x for r in ranges for x in (*torch.aminmax(step[r]), *torch.aminmax(offset_m[r]))]
+        flat = torch.stack(lows_highs).tolist()
+        return [
+            max(-flat[i], flat[i + 1]) * abs(unit) <= edge and max(-flat[i + 2], flat[i + 3]) <= half - edge
+            for i in range(0, len(flat), 4)
+        ]
+
+    ranges = [slice(None)]
+    verdicts = clear(ranges)
+    if not verdicts[0] and segments is not None and len(segments) > 1:
+        ranges = segments
+        verdicts = clear(ranges)
+    for r, is_clear in zip(ranges, verdicts, strict=True):
+        if is_clear:
+            offset_m[r].add_(step[r], alpha=unit)
+        else:
+            _move_near_ends(offset_m[r], step[r], half, edge, unit, None if scratch is None else scratch[r])
+
+
+def _move_near_ends(
+    offset_m: torch.Tensor, step: torch.Tensor, half: float, edge: float, unit: float, scratch
+) -> None:
+    """The full edge computation of :func:`move_walls`, in place.
+
+    Room left in the direction of the step: L/2 - z moving up, L/2 + z moving down, i.e.
+    L/2 - z sign(step) = L/2 - copysign(z, z step): no boolean masks or sign(), which cost several
+    multiplications each on a CPU. Steps are scaled by min(room, lambda) / lambda."""
+    negative_room = torch.mul(offset_m, step, out=scratch) if scratch is not None else offset_m * step
+    torch.copysign(offset_m, negative_room, out=negative_room).sub_(half).clamp_(min=-edge)
+    offset_m.addcmul_(step, negative_room, value=-unit / edge).clamp_(-half, half)
 
 
 @dataclass(frozen=True)

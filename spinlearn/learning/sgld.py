@@ -15,7 +15,8 @@ written here with ``lr`` :math:`= \eta` applied to the gradient of the *mean* mi
 
 1. **Drift**, quantised to ``bits``: ``d = -lr * grad`` becomes a signed code
    :math:`n = \mathrm{round}(d / \Delta)`, :math:`|n| \le 2^{k-1} - 1`, with one step
-   :math:`\Delta = \max|d| / (2^{k-1} - 1)` per tensor. The code is sent as :math:`|n|` *push*
+   :math:`\Delta = \max|d| / (2^{k-1} - 1)` per crossbar (a layer's weights and bias: one
+   programming circuit drives the array). The code is sent as :math:`|n|` *push*
    pulses of a strong drive (overdrive ``drift_overdrive``: high drift per unit of diffusion) whose
    width makes the nominal mean step equal :math:`\Delta`.
 2. **Diffusion**: push-pull *pairs* (a push and a pull: zero mean, two steps of variance) of a weak
@@ -37,16 +38,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from spinlearn._fields import Validated, param
-from spinlearn.devices.domain_wall import Pulse
+from spinlearn.devices.domain_wall import DWPopulation, Pulse, move_walls, wall_steps
 from spinlearn.energy import Ledger
+from spinlearn.nn.dw import DWSynapses
+from spinlearn.nn.dw_bank import SynapseBank
 from spinlearn.noise import GaussianPool
 
-CHUNK = 1 << 18  # elements per slice of a DW update: bounds the temporaries of large tensors
 FLOAT32_EXACT = 2**24  # every integer up to this is a float32, so is every partial sum of smaller ones
 
 
@@ -146,8 +149,39 @@ class SGLD(_Langevin):
                     self._software_step(p, *self.drift_and_variance(p, group))
 
 
+class _Plan(NamedTuple):
+    """One crossbar's scales for one step (see :meth:`DWSGLD._plan`)."""
+
+    scale: float  # codes per unit of gradient, -lr / Delta (0: nothing to send)
+    unit_m: float  # nominal wall step of one drift pulse (m)
+    drift_var_m2: float  # variance of one drift pulse (m^2)
+    pair_var_m2: float  # variance of one pulse of a push-pull pair (m^2)
+    pair_alpha: float  # pairs saved per drift pulse (its own diffusion replaces them)
+    cool: int | None  # the largest code whose drift pulses stay within V, where larger ones are possible
+    push_energy_j: float
+    pair_energy_j: float
+    weight_per_m: float
+
+
+class _WindowViews(NamedTuple):
+    """Cached views for one window of a bank (making views costs like a small tensor's arithmetic)."""
+
+    scratch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # codes, n, pairs
+    segments: list[tuple[torch.Tensor, torch.Tensor]]  # per segment: its codes, the parameter's part
+    runs: list[tuple[int, tuple[torch.Tensor, ...]]]  # per run: a tensor of it, its codes, n, pairs
+    run_windows: list[slice]  # per run: its range in the window
+    active: torch.Tensor
+    passive: torch.Tensor
+    velocity: torch.Tensor
+    diffusion: torch.Tensor
+
+
 class DWSGLD(_Langevin):
     """SGLD sent as push-pull pulse trains to the domain-wall pairs behind each weight (module doc).
+
+    The devices of consecutive weight tensors are updated together in
+    :class:`~spinlearn.nn.dw_bank.SynapseBank` s (one set of passes for all); each crossbar keeps
+    its own quantisation step and pulses.
 
     Counters (since construction): ``pulses`` (drift and pair pulses), ``pulse_energy_j`` and
     ``hot_fraction`` (share of weight updates whose drift pulses alone exceeded the target variance).
@@ -166,26 +200,18 @@ class DWSGLD(_Langevin):
         self.config = config or SGLDConfig()
         super().__init__(params, lr, self.config.temperature, data_size, self.config.prior_std, generator)
         self.ledger = ledger
-        self.noise = GaussianPool(self.generator, exact=self.config.exact_noise)
+        # Each weight's wall steps take fresh pool numbers every step; a pool serves 32 times its
+        # size before it is redrawn (drawing costs more than a whole update here), and is 32 times
+        # a step's need, so two steps' windows overlap with probability ~1/16.
+        self.noise = GaussianPool(self.generator, reuse=32, spread=32, exact=self.config.exact_noise)
         self.pulses = 0
         self.pulse_energy_j = 0.0
         self._updates = 0
         self._hot = 0
+        self._banks: dict[int, tuple[tuple[int, ...], list[SynapseBank]]] = {}  # per param group
         self._pairs_target: dict[tuple, torch.Tensor] = {}  # cfg.pairs as a 0-dim tensor
-        self._work: dict[tuple, torch.Tensor] = {}  # scratch per (dtype, device), see _scratch
-        self._views: dict[tuple, tuple[torch.Tensor, ...]] = {}  # its views per (dtype, device, size)
-
-    def _scratch(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Three work buffers shaped like ``like`` (a chunk), reused across tensors and steps (the
-        views are cached too: making them costs like a small tensor's arithmetic)."""
-        base, key = (like.dtype, like.device), (like.dtype, like.device, like.numel())
-        if key not in self._views:
-            work = self._work.get(base)
-            if work is None or work.shape[1] < like.numel():
-                work = self._work[base] = like.new_empty((3, max(like.numel(), 1 << 16)))
-                self._views = {k: v for k, v in self._views.items() if k[:2] != base}  # stale views
-            self._views[key] = work[:, : like.numel()].unbind()
-        return self._views[key]
+        self._work: dict[tuple, torch.Tensor] = {}  # scratch (3, window) per (dtype, device)
+        self._views: dict[tuple, _WindowViews] = {}  # per (bank id, window, runs)
 
     @property
     def hot_fraction(self) -> float:
@@ -193,93 +219,221 @@ class DWSGLD(_Langevin):
 
     @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                synapses = getattr(p, "synapses", None)
-                if synapses is None:
+                if p.grad is not None and getattr(p, "synapses", None) is None:
                     self._software_step(p, *self.drift_and_variance(p, group))
-                else:
-                    self._program(p, synapses, group)
+            banks = self._group_banks(index, group)
+            if banks:
+                self._program_group(banks, group)
 
-    def _program(self, p: torch.Tensor, synapses, group: dict) -> None:
-        """Quantise the drift, count the pulses, and send them (in slices of ``CHUNK`` weights).
-
-        Written as few in-place passes as possible: on a CPU the update is bound by the number of
-        elementwise kernels, not by arithmetic."""
-        cfg, device = self.config, synapses.params
-        lr = group["lr"]
-        grad, variance = self.grad_and_variance(p, group)
-        low, high = torch.stack(torch.aminmax(grad)).tolist()  # one GPU sync
-        delta = code_step(lr * max(-low, high), cfg.bits)  # weight units per code
-        to_m = 1.0 / synapses.weight_per_m
-        push_var = pair_var = 0.0  # variance of one drift pulse, of one pair pulse (weight units^2)
-        if delta > 0:
-            push = Pulse.for_mean_step(delta * to_m, cfg.drift_overdrive, device)
-            push_var = push.step_variance_m2(device) / to_m**2
-        if variance > 0:
-            pair_var = variance / (2 * cfg.pairs)  # `pairs` pairs carry the whole V
-            pair = Pulse.for_variance(pair_var * to_m**2, cfg.diffusion_overdrive, device)
-        # Variance unit: one drift pulse if there are any, else one pair pulse. ratio: a pair pulse's
-        # variance in units of a drift pulse's (pairs: ratio-weighted, drift pulses: 1 each).
-        unit_var = push_var or pair_var
-        ratio = pair_var / push_var if push_var else 1.0
-        # the largest code whose drift pulses alone stay within V (larger codes run hot), if any
-        cool = math.floor(2 * cfg.pairs * ratio) if pair_var and push_var else None
-        hot_possible = cool is not None and cool < 2 ** (cfg.bits - 1) - 1
-        synapses.begin_update()
-        flat_grad, flat_p = grad.reshape(-1), p.view(-1)
-        noise = self.noise.take((flat_grad.numel(),))
-        pairs_target = self._pairs_target.get((flat_grad.dtype, flat_grad.device))
-        if pairs_target is None:  # a 0-dim tensor: torch.sub(tensor, ...) is twice as fast as with a number
-            pairs_target = self._pairs_target[flat_grad.dtype, flat_grad.device] = torch.tensor(
-                float(cfg.pairs), dtype=flat_grad.dtype, device=flat_grad.device
-            )
-        largest = max(2 ** (cfg.bits - 1) - 1, cfg.pairs, cool + 1 if hot_possible else 0)
-        drift_pulses = pair_pulses = hot = 0
-        whole = flat_grad.numel() <= CHUNK  # one chunk: no slicing (views cost like small updates)
-        for first in range(0, flat_grad.numel(), CHUNK):
-            chunk = None if whole else slice(first, first + CHUNK)
-            grad_chunk = flat_grad if whole else flat_grad[chunk]
-            # Scratch buffers, no temporaries: fresh allocations cost more than the arithmetic.
-            codes, n, pairs = self._scratch(grad_chunk)
-            if delta:
-                torch.mul(grad_chunk, -lr / delta, out=codes).round_()
-            else:
-                codes.zero_()
-            torch.abs(codes, out=n)
-            # Counts are sums of integer-valued floats in [0, largest]: exact in float32 while their
-            # bound is (a float64 sum converts the chunk first, costing more than the whole update).
-            exact = None if largest * n.numel() <= FLOAT32_EXACT else torch.float64
-            sums = [n.sum(dtype=exact)]  # one GPU sync per chunk for all counts, below
-            if hot_possible:  # codes are integers: clamp(n, cool, cool + 1) - cool is 1 where hot
-                sums.append(torch.clamp(n, cool, cool + 1, out=pairs).sum(dtype=exact) - cool * n.numel())
-            var_units = n  # in units of unit_var: drift pulses, then the pairs' share
-            if pair_var:
-                # pairs that top the drift pulses' own diffusion (n / (2 ratio) pairs) up to V
-                torch.sub(pairs_target, n, alpha=0.5 / ratio if push_var else 0.0, out=pairs).round_()
-                if hot_possible:
-                    pairs.clamp_(min=0.0)
-                sums.append(2 * pairs.sum(dtype=exact))
-                var_units = n.add_(pairs, alpha=2.0 * ratio) if push_var else pairs.mul_(2.0)
-            counts = [round(v) for v in torch.stack(sums).tolist()]
-            drift_pulses += counts[0]
-            hot += counts[1] if hot_possible else 0
-            pair_pulses += counts[-1] if pair_var else 0
-            synapses.program(
-                codes, var_units, noise if whole else noise[chunk], delta, math.sqrt(unit_var), chunk
-            )
-            synapses.read_into(flat_p if whole else flat_p[chunk], chunk)
-        energy = drift_pulses * push.energy_j(device) if drift_pulses else 0.0
-        if pair_pulses:
-            energy += pair_pulses * pair.energy_j(device)
-        self._updates += flat_grad.numel()
-        self._hot += hot
-        self.pulses += drift_pulses + pair_pulses
+    def _program_group(self, banks: list[SynapseBank], group: dict) -> None:
+        """Plan every DW tensor of the group (one GPU sync for all), program each bank, count."""
+        cfg, lr = self.config, group["lr"]
+        grads: list[list[torch.Tensor | None]] = []
+        live: list[tuple[int, int]] = []  # (bank, parameter) with a gradient
+        variance = 0.0
+        for b, bank in enumerate(banks):
+            grads.append([])
+            for i, p in enumerate(bank.params):
+                grad = None
+                if p.grad is not None:
+                    grad, variance = self.grad_and_variance(p, group)
+                    live.append((b, i))
+                grads[-1].append(grad)
+        if not live:
+            return
+        extremes = torch.stack([x for b, i in live for x in torch.aminmax(grads[b][i])]).tolist()
+        peaks: dict[object, float] = {}  # per crossbar: its parameters share one quantisation step
+        for k, (b, i) in enumerate(live):
+            key = getattr(banks[b].params[i], "crossbar", banks[b].params[i])
+            peaks[key] = max(peaks.get(key, 0.0), -extremes[2 * k], extremes[2 * k + 1])
+        plans: list[list[_Plan | None]] = [[None] * len(bank.params) for bank in banks]
+        shared: dict[object, _Plan] = {}  # one plan per crossbar (its tensors share devices and range)
+        for b, i in live:
+            p = banks[b].params[i]
+            key = getattr(p, "crossbar", p)
+            if key not in shared:
+                shared[key] = self._plan(
+                    code_step(lr * peaks[key], cfg.bits), variance, banks[b].synapses[i], lr
+                )
+            plans[b][i] = shared[key]
+        count, energy = 0, 0.0
+        for bank, bank_grads, bank_plans in zip(banks, grads, plans, strict=True):
+            if any(plan is not None for plan in bank_plans):
+                bank_count, bank_energy = self._program(bank, bank_grads, bank_plans, variance > 0)
+                count += bank_count
+                energy += bank_energy
+        self._updates += sum(grads[b][i].numel() for b, i in live)
+        self.pulses += count
         self.pulse_energy_j += energy
         if self.ledger is not None:
-            self.ledger.add("dw_pulse", drift_pulses + pair_pulses, energy)
+            self.ledger.add("dw_pulse", count, energy)
+
+    def _group_banks(self, index: int, group: dict) -> list[SynapseBank]:
+        """The group's banks, (re)built when its parameters or their buffers changed."""
+        params = [p for p in group["params"] if getattr(p, "synapses", None) is not None]
+        key = tuple(id(p) for p in params)
+        known = self._banks.get(index)
+        if known is not None and known[0] == key and all(b.holds_all() for b in known[1]):
+            return known[1]
+        banks = SynapseBank.pack(params)
+        self._banks[index] = (key, banks)
+        self._views = {}  # views of banks that are gone (their ids may be reused)
+        for bank in banks:
+            base = (bank.u.dtype, bank.u.device)
+            size = max(w.stop - w.start for w in map(bank.window_range, range(len(bank.windows))))
+            if base not in self._work or self._work[base].shape[1] < size:
+                self._work[base] = bank.u.new_empty((3, size))
+        return banks
+
+    def _window(self, bank: SynapseBank, w: int, plans: list[_Plan | None]) -> _WindowViews:
+        """The views of window ``w`` for this step's ``plans``: runs are the consecutive segments
+        that share a plan (a crossbar's weight and bias), so its passes run once for all of them."""
+        segments = bank.windows[w]
+        runs: list[list[int]] = []  # segment numbers per run
+        for k, seg in enumerate(segments):
+            plan = plans[seg.index]
+            if plan is None:
+                continue
+            if runs and plans[segments[runs[-1][-1]].index] is plan and runs[-1][-1] == k - 1:
+                runs[-1].append(k)
+            else:
+                runs.append([k])
+        key = (id(bank), w, tuple(map(tuple, runs)))
+        views = self._views.get(key)
+        if views is None:
+            span = bank.window_range(w)
+            size = span.stop - span.start
+            scratch = tuple(self._work[bank.u.dtype, bank.u.device][:, :size].unbind())
+            windows = [slice(segments[r[0]].window.start, segments[r[-1]].window.stop) for r in runs]
+            views = self._views[key] = _WindowViews(
+                scratch,
+                [(scratch[0][seg.window], bank.flat_params[seg.index][seg.flat]) for seg in segments],
+                [
+                    (segments[r[0]].index, tuple(buf[window] for buf in scratch))
+                    for r, window in zip(runs, windows, strict=True)
+                ],
+                windows,
+                bank.u[0, span],
+                bank.u[1, span],
+                bank.velocity[0, span],
+                bank.diffusion[0, span],
+            )
+        return views
+
+    def _plan(self, delta: float, variance: float, synapses, lr: float) -> _Plan:
+        """Pulses for one tensor: drift pulses of mean step ``delta`` (weight units), pairs whose
+        ``cfg.pairs`` carry the variance ``variance``, both at the overdrives of the config."""
+        cfg, device = self.config, synapses.params
+        to_m = 1.0 / synapses.weight_per_m
+        drift_var_m2 = pair_var_m2 = push_energy = pair_energy = 0.0
+        if delta > 0:
+            push = Pulse.for_mean_step(delta * to_m, cfg.drift_overdrive, device)
+            drift_var_m2, push_energy = push.step_variance_m2(device), push.energy_j(device)
+        if variance > 0:
+            pair_var_m2 = variance / (2 * cfg.pairs) * to_m**2  # `pairs` pairs carry the whole V
+            pair = Pulse.for_variance(pair_var_m2, cfg.diffusion_overdrive, device)
+            pair_energy = pair.energy_j(device)
+        ratio = pair_var_m2 / drift_var_m2 if drift_var_m2 else 1.0  # a pair pulse, in drift pulses
+        # the largest code whose drift pulses alone stay within V (larger codes run hot), if any
+        cool = math.floor(2 * cfg.pairs * ratio) if pair_var_m2 and drift_var_m2 else None
+        return _Plan(
+            scale=-lr / delta if delta else 0.0,
+            unit_m=delta * to_m,
+            drift_var_m2=drift_var_m2,
+            pair_var_m2=pair_var_m2,
+            pair_alpha=0.5 / ratio if drift_var_m2 and pair_var_m2 else 0.0,
+            cool=cool if cool is not None and cool < 2 ** (cfg.bits - 1) - 1 else None,
+            push_energy_j=push_energy,
+            pair_energy_j=pair_energy,
+            weight_per_m=synapses.weight_per_m,
+        )
+
+    def _program(
+        self, bank: SynapseBank, grads: list, plans: list[_Plan | None], diffuse: bool
+    ) -> tuple[int, float]:
+        """Quantise each tensor's drift, count the pulses, and send them, window by window; returns
+        the pulses sent and their energy (J). ``diffuse``: whether there is a Langevin variance.
+
+        Written as few in-place passes as possible: on a CPU the update is bound by the number of
+        elementwise kernels, not by arithmetic. Per window, the passes that need a crossbar's own
+        scales run per crossbar (a run of segments); the rest run once over the window."""
+        cfg = self.config
+        flat_grads = [None if g is None else g.reshape(-1) for g in grads]
+        clamp_pairs = any(plan is not None and plan.cool is not None for plan in plans)
+        pairs_target = self._pairs_target.get((bank.u.dtype, bank.u.device))
+        if pairs_target is None:  # a 0-dim tensor: torch.sub(tensor, ...) is twice as fast as with a number
+            pairs_target = self._pairs_target[bank.u.dtype, bank.u.device] = bank.u.new_tensor(
+                float(cfg.pairs)
+            )
+        linear = bank.device.response == "linear"
+        bank.begin_update(self._work[bank.u.dtype, bank.u.device].unbind())
+        count, energy = 0, 0.0
+        for w, segments in enumerate(bank.windows):
+            views = self._window(bank, w, plans)
+            codes, n, pairs = views.scratch
+            for seg, (c, _) in zip(segments, views.segments, strict=True):
+                plan = plans[seg.index]
+                if plan is None or not plan.scale:
+                    c.zero_()
+                else:
+                    torch.mul(flat_grads[seg.index][seg.flat], plan.scale, out=c)
+            codes.round_()
+            torch.abs(codes, out=n)
+            # Per run: drift pulses, hot weights, pairs (summed on the device, fetched in one sync).
+            drift_sums, hot_sums, pair_sums = [], [], []
+            for index, (_, ns, ps) in views.runs:
+                plan = plans[index]
+                # Counts are sums of integer-valued floats in [0, largest]: exact in float32 while
+                # their bound is (a float64 sum converts the run first, costing more than its update).
+                largest = max(2 ** (cfg.bits - 1) - 1, cfg.pairs, 0 if plan.cool is None else plan.cool + 1)
+                exact = None if largest * ns.numel() <= FLOAT32_EXACT else torch.float64
+                drift_sums.append(ns.sum(dtype=exact))
+                if (
+                    plan.cool is not None
+                ):  # codes are integers: clamp(n, cool, cool + 1) - cool is 1 where hot
+                    hot_sums.append(torch.clamp(ns, plan.cool, plan.cool + 1, out=ps).sum(dtype=exact))
+                    self._hot -= plan.cool * ns.numel()
+                if diffuse:  # pairs that top the drift pulses' own diffusion up to V
+                    torch.sub(pairs_target, ns, alpha=plan.pair_alpha, out=ps)
+            if diffuse:
+                pairs.round_()
+                if clamp_pairs:
+                    pairs.clamp_(min=0.0)
+            for index, (c, ns, ps) in views.runs:
+                plan = plans[index]
+                if diffuse:
+                    pair_sums.append(
+                        ps.sum(dtype=None if cfg.pairs * ps.numel() <= FLOAT32_EXACT else torch.float64)
+                    )
+                    ns.mul_(plan.drift_var_m2).add_(ps, alpha=2.0 * plan.pair_var_m2)  # variance (m^2)
+                else:
+                    ns.mul_(plan.drift_var_m2)
+                c.mul_(plan.unit_m)  # drift (m)
+            noise = self.noise.take((codes.numel(),))
+            step = wall_steps(DWPopulation(views.velocity, views.diffusion), codes, n, noise)
+            move_walls(views.active, step, bank.device, segments=views.run_windows, scratch=n)
+            if linear:  # read back: w = (u+ + u-) w_max / L
+                torch.add(views.active, views.passive, out=pairs)
+                for seg, (_, param) in zip(segments, views.segments, strict=True):
+                    plan = plans[seg.index]
+                    if plan is not None:
+                        torch.mul(pairs[seg.window], plan.weight_per_m, out=param)
+            values = [round(v) for v in torch.stack(drift_sums + hot_sums + pair_sums).tolist()]
+            drift, rest = values[: len(drift_sums)], values[len(drift_sums) :]
+            self._hot += sum(rest[: len(hot_sums)])
+            pair_pulses = [2 * v for v in rest[len(hot_sums) :]] or [0] * len(drift)
+            count += sum(drift) + sum(pair_pulses)
+            energy += sum(
+                d * plans[index].push_energy_j + q * plans[index].pair_energy_j
+                for (index, _), d, q in zip(views.runs, drift, pair_pulses, strict=True)
+            )
+        if not linear:
+            for i, plan in enumerate(plans):
+                if plan is not None:
+                    bank.params[i].detach().copy_(bank.synapses[i].weight())
+        return count, energy
 
 
 class PosteriorSamples:
@@ -300,10 +454,13 @@ class PosteriorSamples:
 
     @staticmethod
     def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+        devices = tuple(
+            f"{name}." if name else "" for name, m in model.named_modules() if isinstance(m, DWSynapses)
+        )
         return {
             k: v.detach().clone()
             for k, v in model.state_dict().items()
-            if not (k.startswith("synapses.") or ".synapses." in k)
+            if not (devices and k.startswith(devices))
         }
 
     def observe(self, model: nn.Module, step: int) -> None:

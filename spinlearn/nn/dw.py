@@ -1,10 +1,10 @@
 r"""Crossbar layers of domain-wall synapses: every weight is a differential pair ``w = alpha (G+ - G-)``.
 
 A weight is never written by arithmetic: after initialisation (a write-verify to the initial value,
-as a chip is set up before training) it changes only through programming pulses
-(:meth:`DWSynapses.program`, driven by :class:`spinlearn.learning.sgld.DWSGLD`), and the layer's
-``crossbar`` parameter is what the devices read back. ``alpha = w_max / (G_max - G_min)``, so one full
-track of one device spans ``w_max``.
+as a chip is set up before training) it changes only through programming pulses sent by
+:class:`spinlearn.learning.sgld.DWSGLD`, and the layer's ``weight`` (and ``bias``) parameter is what
+the devices read back. ``alpha = w_max / (G_max - G_min)``, so one full track of one device spans
+``w_max``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from spinlearn.devices.domain_wall import DomainWall, DWPopulation, apply_trains, conductance, read_noise_s
+from spinlearn.devices.domain_wall import DomainWall, conductance, read_noise_s
 
 
 class DWSynapses(nn.Module):
@@ -30,7 +30,8 @@ class DWSynapses(nn.Module):
 
     Buffers: ``u`` (2, *shape): active then passive device; ``velocity`` and ``diffusion``
     (2, *shape): their factors on the nominal v0 and D; ``plus_active`` (*shape): the active device
-    is G+.
+    is G+. Programming (:class:`~spinlearn.learning.sgld.DWSGLD`) re-points them to views into a
+    :class:`~spinlearn.nn.dw_bank.SynapseBank` shared with other tensors, and works on that.
     """
 
     def __init__(
@@ -49,9 +50,6 @@ class DWSynapses(nn.Module):
         self.alpha = self.w_max / (self.params.g_max_s - self.params.g_min_s)  # weight per siemens
         self.generator = generator
         self.rebalance_every = rebalance_every
-        self._updates = 0
-        self._flat_views: tuple[torch.Tensor, ...] | None = None  # see _flat
-        self._flat_sources: tuple[int, ...] = ()
         shape = (2, *initial.shape)
         pop = kind.sample(shape, generator, initial.dtype)
         self.register_buffer("velocity", pop.velocity)
@@ -100,102 +98,52 @@ class DWSynapses(nn.Module):
         noise = read_noise_s(self.u.shape, self.params, self.generator, self.u.dtype)
         return self.alpha * (noise[0] - noise[1])
 
-    def begin_update(self) -> None:
-        """Called once per optimizer step, before :meth:`program`: every ``rebalance_every``
-        updates, the device nearer the middle of its track becomes the active one."""
-        self._updates += 1
-        if self._updates % self.rebalance_every == 0:
-            self._rebalance()
-
-    def _flat(self) -> tuple[torch.Tensor, ...]:
-        """Flat views ``(u active, u passive, velocity active, diffusion active)``, cached: building
-        them costs more than a small tensor's update (re-made if the buffers were replaced)."""
-        buffers = (self.u, self.velocity, self.diffusion)
-        if self._flat_views is None or self._flat_sources != tuple(b.data_ptr() for b in buffers):
-            self._flat_sources = tuple(b.data_ptr() for b in buffers)
-            self._flat_views = (
-                self.u[0].view(-1),
-                self.u[1].view(-1),
-                self.velocity[0].view(-1),
-                self.diffusion[0].view(-1),
-            )
-        return self._flat_views
-
-    def program(
-        self,
-        drift: torch.Tensor,
-        variance: torch.Tensor,
-        noise: torch.Tensor,
-        step_w: float,
-        sigma_w: float,
-        chunk: slice | None = None,
-    ) -> None:
-        """Pulse the active devices of the flat range ``chunk`` (all if None): trains of nominal
-        mean ``drift * step_w`` and variance ``variance * sigma_w**2`` in weight units (see
-        :func:`~spinlearn.devices.domain_wall.apply_trains`; ``drift`` and ``variance`` are consumed)."""
-        active, _, velocity, diffusion = self._flat()
-        if chunk is not None:
-            active, velocity, diffusion = active[chunk], velocity[chunk], diffusion[chunk]
-        to_m = 1.0 / self.weight_per_m
-        apply_trains(
-            active,
-            DWPopulation(velocity, diffusion),
-            self.params,
-            drift,
-            variance,
-            noise,
-            step_w * to_m,
-            sigma_w * to_m,
-        )
-
-    def read_into(self, out: torch.Tensor, chunk: slice | None = None) -> None:
-        """Noise-free weights of the flat range ``chunk`` (all if None) into ``out`` (a flat view of
-        the parameter)."""
-        if self.params.response != "linear":
-            weight = self.weight().view(-1)
-            out.copy_(weight if chunk is None else weight[chunk])
-            return
-        active, passive, _, _ = self._flat()
-        if chunk is not None:
-            active, passive = active[chunk], passive[chunk]
-        torch.add(active, passive, out=out).mul_(self.weight_per_m)
-
-    def _rebalance(self) -> None:
-        """Make the device nearer the middle of its track the active one."""
-        swap = torch.lt(self.u[1].abs(), self.u[0].abs(), out=torch.empty_like(self.u[0]))  # 1.0: swap
-        keep = torch.rsub(swap, 1.0)
-        for pair in (self.u, self.velocity, self.diffusion):  # exact: products with 0 and 1, sums with 0
-            first = torch.mul(pair[0], keep).addcmul_(pair[1], swap)
-            pair[1].mul_(keep).addcmul_(pair[0], swap)
-            pair[0].copy_(first)
-        self.plus_active.logical_xor_(swap.bool())
-
 
 class _DWLayer(nn.Module):
-    """A crossbar: one matrix of DW pairs (``synapses``) read into the ``crossbar`` parameter.
+    """A crossbar of DW pairs: each weight tensor is a parameter read from its devices.
 
-    The parameter is refreshed from the devices after every programming step; arithmetic on it is
-    overwritten by the next :meth:`refresh`. A bias is one more column of the crossbar, driven by a
-    constant input of 1 (as a crossbar realises it), so it shares the weights' pulses and range.
+    A parameter is refreshed from its devices (its ``synapses``) after every programming step;
+    arithmetic on it is overwritten by the next :meth:`refresh`. All parameters of one crossbar
+    carry the same ``crossbar`` key: the optimizer gives them one quantisation step, as one
+    programming circuit drives the whole array.
     """
 
-    def _attach(self, matrix: torch.Tensor, kind: DomainWall, w_max: float, generator) -> None:
-        self.synapses = DWSynapses(matrix, kind, w_max, generator)
-        self.crossbar = nn.Parameter(self.synapses.weight())
-        self.crossbar.synapses = self.synapses  # how the optimizer finds the devices behind it
+    def _attach(self, name: str, matrix: torch.Tensor, kind: DomainWall, w_max: float, generator) -> None:
+        synapses = DWSynapses(matrix, kind, w_max, generator)
+        parameter = nn.Parameter(synapses.weight())
+        parameter.synapses = synapses  # how the optimizer finds the devices behind it
+        if "_crossbar" not in self.__dict__:
+            self._crossbar = object()  # a token: a deep copy of the layer gets its own
+        parameter.crossbar = self._crossbar
+        self.add_module(_SYNAPSES[name], synapses)
+        self.register_parameter(name, parameter)
 
-    def _matrix(self) -> torch.Tensor:
-        noise = self.synapses.read_noise()
-        return self.crossbar if noise is None else self.crossbar + noise
+    def _read(self, name: str) -> torch.Tensor:
+        """Parameter ``name`` as the forward pass reads it (with the devices' read noise, if any)."""
+        noise = getattr(self, _SYNAPSES[name]).read_noise()
+        parameter = getattr(self, name)
+        return parameter if noise is None else parameter + noise
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """Re-read the crossbar from its devices (after programming or a state load)."""
-        self.crossbar.copy_(self.synapses.weight())
+        """Re-read every parameter from its devices (after programming or a state load)."""
+        for name, synapses_name in _SYNAPSES.items():
+            parameter = getattr(self, name, None)
+            if parameter is not None:
+                parameter.copy_(getattr(self, synapses_name).weight())
+
+
+_SYNAPSES = {"weight": "synapses", "bias": "bias_synapses"}  # parameter -> the devices behind it
 
 
 class DWLinear(_DWLayer):
-    """``y = x W^T + b`` with ``[W | b]`` on one crossbar of DW pairs; ``w_max`` spans one device."""
+    """``y = x W^T + b`` with ``W`` and ``b`` on one crossbar of DW pairs; ``w_max`` spans one device.
+
+    The bias is one more column of the crossbar, driven by a constant input of 1 (as a crossbar
+    realises it): the same devices, range and quantisation step as the weights. It is simulated
+    as a tensor of its own so that the forward pass is ``F.linear`` with a bias, as fast as
+    ``nn.Linear`` (appending a column of ones to the input cost 15 % of a training step).
+    """
 
     def __init__(
         self,
@@ -207,27 +155,19 @@ class DWLinear(_DWLayer):
     ) -> None:
         super().__init__()
         self.out_features, self.in_features = weight.shape
-        self.has_bias = bias is not None
-        matrix = torch.cat((weight, bias[:, None]), 1) if self.has_bias else weight
-        self._attach(matrix, kind, w_max, generator)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.crossbar[:, : self.in_features]
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        return self.crossbar[:, self.in_features] if self.has_bias else None
+        self._attach("weight", weight, kind, w_max, generator)
+        if bias is None:
+            self.register_parameter("bias", None)
+        else:
+            self._attach("bias", bias, kind, w_max, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.has_bias:  # the bias column's constant input: x grows by a column of ones
-            x = torch.cat((x, x.new_ones((*x.shape[:-1], 1))), -1)
-        return F.linear(x, self._matrix())
+        return F.linear(x, self._read("weight"), None if self.bias is None else self._read("bias"))
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.has_bias}, w_max={self.synapses.w_max:.3g}"
+            f"bias={self.bias is not None}, w_max={self.synapses.w_max:.3g}"
         )
 
 
@@ -247,14 +187,10 @@ class DWConv2d(_DWLayer):
         super().__init__()
         self.out_channels, self.in_channels, self.kernel_size, _ = weight.shape
         self.stride, self.padding = stride, padding
-        self._attach(weight, kind, w_max, generator)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.crossbar
+        self._attach("weight", weight, kind, w_max, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self._matrix(), None, self.stride, self.padding)
+        return F.conv2d(x, self._read("weight"), None, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return (
