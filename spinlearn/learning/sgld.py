@@ -53,6 +53,12 @@ from spinlearn.noise import GaussianPool
 FLOAT32_EXACT = 2**24  # every integer up to this is a float32, so is every partial sum of smaller ones
 
 
+def _count(values: torch.Tensor, largest: int) -> torch.Tensor:
+    """Exact sum of integer-valued floats in ``[0, largest]`` (0-dim, on the device): in float32
+    while its bound allows (a float64 sum converts ``values`` first, costing more than an update)."""
+    return values.sum(dtype=None if largest * values.numel() <= FLOAT32_EXACT else torch.float64)
+
+
 @dataclass(frozen=True)
 class SGLDConfig(Validated):
     """The Langevin update and, for DW-SGLD, how it is sent as pulses."""
@@ -244,19 +250,17 @@ class DWSGLD(_Langevin):
         if not live:
             return
         extremes = torch.stack([x for b, i in live for x in torch.aminmax(grads[b][i])]).tolist()
-        peaks: dict[object, float] = {}  # per crossbar: its parameters share one quantisation step
-        for k, (b, i) in enumerate(live):
-            key = getattr(banks[b].params[i], "crossbar", banks[b].params[i])
+        # a crossbar's parameters (weight and bias) share one quantisation step, so one plan
+        keys = [getattr(banks[b].params[i], "crossbar", banks[b].params[i]) for b, i in live]
+        peaks: dict[object, float] = {}
+        for k, key in enumerate(keys):
             peaks[key] = max(peaks.get(key, 0.0), -extremes[2 * k], extremes[2 * k + 1])
         plans: list[list[_Plan | None]] = [[None] * len(bank.params) for bank in banks]
-        shared: dict[object, _Plan] = {}  # one plan per crossbar (its tensors share devices and range)
-        for b, i in live:
-            p = banks[b].params[i]
-            key = getattr(p, "crossbar", p)
+        shared: dict[object, _Plan] = {}
+        for (b, i), key in zip(live, keys, strict=True):
             if key not in shared:
-                shared[key] = self._plan(
-                    code_step(lr * peaks[key], cfg.bits), variance, banks[b].synapses[i], lr
-                )
+                delta = code_step(lr * peaks[key], cfg.bits)
+                shared[key] = self._plan(delta, variance, banks[b].synapses[i], lr)
             plans[b][i] = shared[key]
         count, energy = 0, 0.0
         for bank, bank_grads, bank_plans in zip(banks, grads, plans, strict=True):
@@ -367,9 +371,9 @@ class DWSGLD(_Langevin):
             pairs_target = self._pairs_target[bank.u.dtype, bank.u.device] = bank.u.new_tensor(
                 float(cfg.pairs)
             )
-        linear = bank.device.response == "linear"
+        linear = bank.dw_params.response == "linear"
         bank.begin_update(self._work[bank.u.dtype, bank.u.device].unbind())
-        count, energy = 0, 0.0
+        count, energy, largest_code = 0, 0.0, 2 ** (cfg.bits - 1) - 1
         for w, segments in enumerate(bank.windows):
             views = self._window(bank, w, plans)
             codes, n, pairs = views.scratch
@@ -382,19 +386,14 @@ class DWSGLD(_Langevin):
             codes.round_()
             torch.abs(codes, out=n)
             # Per run: drift pulses, hot weights, pairs (summed on the device, fetched in one sync).
-            drift_sums, hot_sums, pair_sums = [], [], []
+            drift_sums, hot_sums, pair_sums, not_hot = [], [], [], 0
             for index, (_, ns, ps) in views.runs:
                 plan = plans[index]
-                # Counts are sums of integer-valued floats in [0, largest]: exact in float32 while
-                # their bound is (a float64 sum converts the run first, costing more than its update).
-                largest = max(2 ** (cfg.bits - 1) - 1, cfg.pairs, 0 if plan.cool is None else plan.cool + 1)
-                exact = None if largest * ns.numel() <= FLOAT32_EXACT else torch.float64
-                drift_sums.append(ns.sum(dtype=exact))
-                if (
-                    plan.cool is not None
-                ):  # codes are integers: clamp(n, cool, cool + 1) - cool is 1 where hot
-                    hot_sums.append(torch.clamp(ns, plan.cool, plan.cool + 1, out=ps).sum(dtype=exact))
-                    self._hot -= plan.cool * ns.numel()
+                drift_sums.append(_count(ns, largest_code))
+                # codes are integers: clamp(n, cool, cool + 1) - cool is 1 where hot
+                if plan.cool is not None:
+                    hot_sums.append(_count(torch.clamp(ns, plan.cool, plan.cool + 1, out=ps), plan.cool + 1))
+                    not_hot += plan.cool * ns.numel()
                 if diffuse:  # pairs that top the drift pulses' own diffusion up to V
                     torch.sub(pairs_target, ns, alpha=plan.pair_alpha, out=ps)
             if diffuse:
@@ -404,16 +403,14 @@ class DWSGLD(_Langevin):
             for index, (c, ns, ps) in views.runs:
                 plan = plans[index]
                 if diffuse:
-                    pair_sums.append(
-                        ps.sum(dtype=None if cfg.pairs * ps.numel() <= FLOAT32_EXACT else torch.float64)
-                    )
+                    pair_sums.append(_count(ps, cfg.pairs))
                     ns.mul_(plan.drift_var_m2).add_(ps, alpha=2.0 * plan.pair_var_m2)  # variance (m^2)
                 else:
                     ns.mul_(plan.drift_var_m2)
                 c.mul_(plan.unit_m)  # drift (m)
             noise = self.noise.take((codes.numel(),))
             step = wall_steps(DWPopulation(views.velocity, views.diffusion), codes, n, noise)
-            move_walls(views.active, step, bank.device, segments=views.run_windows, scratch=n)
+            move_walls(views.active, step, bank.dw_params, segments=views.run_windows, scratch=n)
             if linear:  # read back: w = (u+ + u-) w_max / L
                 torch.add(views.active, views.passive, out=pairs)
                 for seg, (_, param) in zip(segments, views.segments, strict=True):
@@ -422,7 +419,7 @@ class DWSGLD(_Langevin):
                         torch.mul(pairs[seg.window], plan.weight_per_m, out=param)
             values = [round(v) for v in torch.stack(drift_sums + hot_sums + pair_sums).tolist()]
             drift, rest = values[: len(drift_sums)], values[len(drift_sums) :]
-            self._hot += sum(rest[: len(hot_sums)])
+            self._hot += sum(rest[: len(hot_sums)]) - not_hot
             pair_pulses = [2 * v for v in rest[len(hot_sums) :]] or [0] * len(drift)
             count += sum(drift) + sum(pair_pulses)
             energy += sum(

@@ -99,6 +99,9 @@ class DWSynapses(nn.Module):
         return self.alpha * (noise[0] - noise[1])
 
 
+_SYNAPSES = {"weight": "synapses", "bias": "bias_synapses"}  # parameter -> the devices behind it
+
+
 class _DWLayer(nn.Module):
     """A crossbar of DW pairs: each weight tensor is a parameter read from its devices.
 
@@ -133,16 +136,14 @@ class _DWLayer(nn.Module):
                 parameter.copy_(getattr(self, synapses_name).weight())
 
 
-_SYNAPSES = {"weight": "synapses", "bias": "bias_synapses"}  # parameter -> the devices behind it
-
-
 class DWLinear(_DWLayer):
     """``y = x W^T + b`` with ``W`` and ``b`` on one crossbar of DW pairs; ``w_max`` spans one device.
 
     The bias is one more column of the crossbar, driven by a constant input of 1 (as a crossbar
     realises it): the same devices, range and quantisation step as the weights. It is simulated
     as a tensor of its own so that the forward pass is ``F.linear`` with a bias, as fast as
-    ``nn.Linear`` (appending a column of ones to the input cost 15 % of a training step).
+    ``nn.Linear`` (appending a column of ones to the input cost about 0.35 ms of the MLP
+    benchmark's 2.8 ms forward and backward pass).
     """
 
     def __init__(

@@ -47,7 +47,7 @@ class SynapseBank:
         self.params = list(params)
         self.synapses = [p.synapses for p in self.params]
         first = self.synapses[0]
-        self.device = first.params
+        self.dw_params = first.params  # the device kind's parameters (DWParams)
         self.rebalance_every = first.rebalance_every
         self.sizes = [s.plus_active.numel() for s in self.synapses]
         self.starts = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
