@@ -82,10 +82,12 @@ class Ledger:
 
     def device_reads(self, current_a: torch.Tensor, voltage_v: torch.Tensor) -> None:
         """``current_a.numel()`` MTJ reads: Joule energy through the junctions, one DAC and one ADC each."""
-        n = current_a.numel()
+        self.device_reads_summed(current_a.numel(), float((current_a * voltage_v).abs().sum()))
+
+    def device_reads_summed(self, n: int, abs_iv_sum: float) -> None:
+        """``n`` MTJ reads whose ``|I V|`` sum to ``abs_iv_sum`` (W): as :meth:`device_reads`."""
         c = self.config
-        joule = float((current_a * voltage_v).abs().sum()) * c.t_read_s
-        self.add("mtj_read", n, joule)
+        self.add("mtj_read", n, abs_iv_sum * c.t_read_s)
         self.add("dac", n, n * c.dac_j)
         self.add("adc", n, n * c.adc_j)
         self.read_time_s[self.phase] += n * c.t_read_s

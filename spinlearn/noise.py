@@ -36,9 +36,14 @@ class GaussianPool:
         reuse: int = 8,
         spread: int = 16,
         exact: bool = False,
+        offsets_per_draw: int = 1,
     ) -> None:
-        if reuse < 1 or spread < 2:
-            raise ValueError(f"need reuse >= 1 and spread >= 2, got {reuse}, {spread}")
+        if reuse < 1 or spread < 2 or offsets_per_draw < 1:
+            raise ValueError(
+                f"need reuse >= 1, spread >= 2, offsets_per_draw >= 1; got {reuse}, {spread}, {offsets_per_draw}"
+            )
+        self.offsets_per_draw = offsets_per_draw
+        self._uniforms: list[float] = []  # drawn ahead, one per window (offsets_per_draw > 1)
         self.generator, self.dtype, self.reuse, self.spread, self.exact = (
             generator,
             dtype,
@@ -67,10 +72,22 @@ class GaussianPool:
         need = max(MIN_POOL, self.spread * n)
         if self._pool is None or len(self._pool) < need or self._handed_out >= self.reuse * len(self._pool):
             self._draw(max(need, 0 if self._pool is None else len(self._pool)))
-        offset = int(
-            torch.randint(
-                0, len(self._pool) - n + 1, (1,), generator=self.generator, device=self.generator.device
-            )
-        )
+        offset = self._offset(n)
         self._handed_out += n
         return self._pool[offset : offset + n].view(shape)
+
+    def _offset(self, n: int) -> int:
+        """A uniformly random start for a window of ``n`` numbers."""
+        if self.offsets_per_draw == 1:
+            return int(
+                torch.randint(
+                    0, len(self._pool) - n + 1, (1,), generator=self.generator, device=self.generator.device
+                )
+            )
+        # One draw of many uniforms instead of a draw (and a device sync) per window; float64 keeps
+        # the rounding of u * count far below one position for any pool that fits in memory.
+        if not self._uniforms:
+            self._uniforms = torch.rand(
+                self.offsets_per_draw, generator=self.generator, dtype=torch.float64, device=self.generator.device
+            ).tolist()[::-1]
+        return int(self._uniforms.pop() * (len(self._pool) - n + 1))

@@ -70,7 +70,7 @@ class SimulatedBackend:
         self._pairs: dict[str, MTJPopulation] = {}  # neurons then twins, side by side
         self._reads = 0
         self.fast = dtype == torch.float32 if fast is None else fast
-        self._noise = GaussianPool(generator, dtype, exact=not self.fast)
+        self._noise = GaussianPool(generator, dtype, reuse=32, exact=not self.fast, offsets_per_draw=256)
         self._tables: dict[str, mtj.CurveTable] = {}  # per group: neuron at I, twin at I + shift
         self.ledger: Ledger | None = None  # energy ledger fed with every read, when set
 
@@ -135,14 +135,14 @@ class SimulatedBackend:
             # One evaluation over neurons and twins side by side: half the launches of two reads.
             both = torch.cat((current_a, current_a + delta_i_a), dim=-1)
             return self._measure(self._pairs[group], both).tensor_split(2, dim=-1)
-        v = self._table(group, delta_i_a)(current_a)  # (2, ..., n): neurons, twins at I + dI
+        v = self.curve_table(group, delta_i_a)(current_a)  # (2, ..., n): neurons, twins at I + dI
         self._add_noise(v)
         self._book(current_a, v[0])
         self._book(current_a + delta_i_a, v[1])
         return v[0], v[1]
 
-    def _table(self, group: str, shift_a: float) -> mtj.CurveTable:
-        """The group's tabulated curves, neurons at ``I`` and twins at ``I + shift_a``.
+    def curve_table(self, group: str, shift_a: float) -> mtj.CurveTable:
+        """The group's tabulated curves, neurons at ``I`` and twins at ``I + shift_a`` (fast reads).
 
         One table per group (memory): a read_pair with another step replaces it.
         """
@@ -155,7 +155,18 @@ class SimulatedBackend:
 
     def _add_noise(self, v: torch.Tensor) -> None:
         if self.params.read_noise_v > 0:
-            v.view(-1).add_(self._noise.take((v.numel(),)), alpha=self.params.read_noise_v)
+            v.view(-1).add_(self.noise_window(v.numel()), alpha=self.params.read_noise_v)
+
+    def noise_window(self, numel: int) -> torch.Tensor:
+        """``numel`` standard normal numbers for the read noise of fast reads (a read-only view)."""
+        return self._noise.take((numel,))
+
+    def book_reads(self, count: int, abs_iv_sum: float) -> None:
+        """Count ``count`` reads made outside this class (the fused AFD step) and book their energy:
+        ``abs_iv_sum`` is the sum of ``|I V|`` over them (W)."""
+        self._reads += count
+        if self.ledger is not None:
+            self.ledger.device_reads_summed(count, abs_iv_sum)
 
     def _noisy(self, current_a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Fast path of one read per element: noise added, counted, booked in the ledger."""

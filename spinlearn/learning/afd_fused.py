@@ -1,0 +1,168 @@
+r"""One AFD layer step on the simulated backend, fused into a single pass per neuron (CPU, numba).
+
+What it computes is, element for element, the composition that :class:`~spinlearn.nn.MTJActivation`
+runs on any backend (:mod:`spinlearn.learning.afd`):
+
+1. the neuron read at :math:`I = z I_s` and its twin at :math:`I + \delta I`
+   (:meth:`SimulatedBackend.read_pair <spinlearn.hardware.SimulatedBackend.read_pair>`): both
+   tabulated curves (:class:`~spinlearn.devices.mtj.CurveTable`, cubic Hermite in power form) plus
+   read noise :math:`\sigma_V \xi` from the backend's Gaussian pool;
+2. the twin mismatch :math:`c(I)` interpolated from the calibration
+   (:class:`~spinlearn.learning.afd.TwinCalibration`);
+3. the output :math:`y = V / V_s` and the measured slope
+   :math:`dy/dz = (V_2 - V_1 - c(I)) / \delta I \cdot I_s / V_s`
+   (:func:`~spinlearn.learning.afd.twin_derivative`).
+
+Why: in eager PyTorch these are some 30 elementwise passes and four table gathers per layer, each
+pass paying a fixed cost on top of its arithmetic, which made an AFD network 2.2x the cost of the
+same network with ``torch.tanh`` (``benchmarks/afd_vs_torch.py``). Here each element is read once
+and written twice. The equations stay where they are; this is their loop, and
+``tests/test_afd_fused.py`` checks it against the composition above on the same noise.
+
+The fused step applies on the CPU, in float32, with the backend's fast (tabulated) reads; anywhere
+else, or when a current falls off the table's grid (or is not finite: the reference path then
+raises), the caller runs the reference composition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_kernel = None  # compiled on first use: numba's import and compilation cost seconds
+
+
+def _compile():
+    """The numba kernel (cached on disk by numba, so a later process loads it in a fraction of a second).
+
+    Indices are unsigned: numba wraps negative signed indices around, which costs a few
+    instructions per load in a loop that is a few dozen instructions long (measured 30 % of it).
+    The grid positions are computed in a loop of their own because it vectorises (30 % again).
+    """
+    from numba import njit, prange
+
+    u = np.uint64
+
+    @njit(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, cache=True)
+    def afd_layer(z, n, pos_scale, pos_offset, table, intervals, last, noise, sigma, segments,
+                  segment_count, cal_scale, cal_offset, cal_top, inv_v, slope_scale, y_out,
+                  slope_out, energy, current_scale, delta_i, joule_rows):  # fmt: skip
+        total = z.shape[0]
+        zero = np.float32(0.0)
+        outside = 0
+        for b in prange(total // n):
+            # Two loops per row: the first (grid positions) vectorises, the second (table reads) cannot.
+            at = np.empty(n, np.uint32)  # the neuron's interval in the curve table
+            frac = np.empty(n, np.float32)
+            cal_at = np.empty(n, np.uint32)  # its segment of the calibration
+            cal_frac = np.empty(n, np.float32)
+            row = u(b) * u(n)
+            off_grid = 0
+            for jj in range(n):
+                j = u(jj)
+                x = z[row + j]
+                pos = x * pos_scale[j] + pos_offset[j]  # position on the neuron's table grid
+                inside = (pos >= zero) & (pos < last)  # False for NaN
+                off_grid += not inside
+                pos = pos if inside else zero  # keep every index in range: the result is dropped
+                x = x if inside else zero
+                k = np.uint32(pos)
+                frac[j] = pos - np.float32(k)
+                at[j] = (np.uint32(j) * np.uint32(intervals) + k) * np.uint32(8)  # 4 powers x 2 curves
+                cpos = x * cal_scale + cal_offset  # position on the calibration grid
+                lower = np.uint32(min(max(cpos, zero), cal_top))
+                cal_frac[j] = cpos - np.float32(lower)
+                cal_at[j] = (np.uint32(j) * np.uint32(segment_count) + lower) * np.uint32(2)  # value, rise
+            outside += off_grid
+            joule = 0.0
+            for jj in range(n):
+                j = u(jj)
+                e = row + j
+                a, f, c = u(at[j]), frac[j], u(cal_at[j])
+                v = table[a] + f * (table[a + u(1)] + f * (table[a + u(2)] + f * table[a + u(3)]))
+                vt = table[a + u(4)] + f * (table[a + u(5)] + f * (table[a + u(6)] + f * table[a + u(7)]))
+                v += sigma * noise[e]
+                vt += sigma * noise[u(total) + e]
+                mismatch = segments[c] + segments[c + u(1)] * cal_frac[j]
+                y_out[e] = v * inv_v
+                slope_out[e] = (vt - v - mismatch) * slope_scale
+                if energy:
+                    current = z[e] * current_scale
+                    joule += abs(current * v) + abs((current + delta_i) * vt)
+            if energy:
+                joule_rows[b] = joule
+        return outside
+
+    return afd_layer
+
+
+class FusedAFD:
+    """The fused step of one layer: tables laid out per neuron, ready for :meth:`__call__`.
+
+    ``table`` is the group's :class:`~spinlearn.devices.mtj.CurveTable` (neurons at ``I``, twins at
+    ``I + dI``), ``calibration`` the layer's :class:`~spinlearn.learning.afd.TwinCalibration`.
+    Memory: a second copy of both tables, with each neuron's numbers contiguous (4 MiB for a
+    256-wide layer at the default grid).
+    """
+
+    def __init__(self, backend, table, calibration, i_scale_a: float, v_scale_v: float, delta_i_a: float):
+        self.backend = backend
+        n, intervals = table.pops[0].size, table.points - 1
+        f32 = np.float32
+        self._n, self._intervals, self._last = np.uint64(n), np.uint64(intervals), f32(intervals)
+        # CurveTable: (2 pairs of powers, 2 curves, n, intervals, 2 powers) -> (n, intervals, curve, power)
+        coefs = table.table.view(torch.float32).view(2, 2, n, intervals, 2).permute(2, 3, 1, 0, 4)
+        self._table = coefs.contiguous().numpy().reshape(-1)
+        # The grid position from z directly: I = z I_s, pos = I scale + offset.
+        self._pos_scale = (table.scale * torch.tensor(i_scale_a, dtype=torch.float32)).numpy()
+        self._pos_offset = table.offset.contiguous().numpy()
+        # TwinCalibration: (value, rise) x n x segments -> (n, segments, value/rise)
+        segments = calibration._segments.view(2, n, -1).permute(1, 2, 0).contiguous()
+        self._segments, self._segment_count = segments.numpy().reshape(-1), np.uint64(segments.shape[1])
+        self._cal_scale = f32(i_scale_a / calibration.step_a)
+        self._cal_offset = f32(-calibration.i_min_a / calibration.step_a)
+        self._cal_top = f32(calibration.offsets_v.shape[0] - 2)
+        self._sigma = f32(backend.params.read_noise_v)
+        self._inv_v = f32(1.0 / v_scale_v)
+        self._slope_scale = f32(i_scale_a / v_scale_v / delta_i_a)
+        self._current_scale, self._delta_i = f32(i_scale_a), f32(delta_i_a)
+        self._no_joule = np.empty(0, np.float64)
+
+    @staticmethod
+    def applies(backend, calibration, z: torch.Tensor) -> bool:
+        """Whether the fused step can stand in for the reference composition for input ``z``."""
+        return (
+            getattr(backend, "fast", False)
+            and calibration is not None
+            and z.device.type == "cpu"
+            and z.dtype == torch.float32
+            and backend.dtype == torch.float32
+            and z.dim() >= 1
+        )
+
+    def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(y, dy/dz)`` for pre-activations ``z`` (``(..., n)``, float32 CPU), or None when some
+        current is off the grid or not finite (nothing is booked then: the caller's reference
+        path takes over)."""
+        global _kernel
+        if _kernel is None:
+            _kernel = _compile()
+        flat = z.detach().reshape(-1)
+        if not flat.is_contiguous():
+            flat = flat.contiguous()
+        numel = flat.numel()
+        noise = self.backend.noise_window(2 * numel)
+        y = torch.empty_like(flat)
+        slope = torch.empty_like(flat)
+        energy = self.backend.ledger is not None
+        joule_rows = np.empty(numel // z.shape[-1], np.float64) if energy else self._no_joule
+        outside = _kernel(
+            flat.numpy(), self._n, self._pos_scale, self._pos_offset, self._table, self._intervals,
+            self._last, noise.numpy(), self._sigma, self._segments, self._segment_count,
+            self._cal_scale, self._cal_offset, self._cal_top, self._inv_v, self._slope_scale,
+            y.numpy(), slope.numpy(), energy, self._current_scale, self._delta_i, joule_rows,
+        )  # fmt: skip
+        if outside:
+            return None
+        self.backend.book_reads(2 * numel, float(joule_rows.sum()))
+        return y.view(z.shape), slope.view(z.shape)
