@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+FAST_MATH = {"contract", "reassoc", "nsz", "arcp", "afn"}
 _kernel = None  # compiled on first use: numba's import and compilation cost seconds
 
 
@@ -43,7 +44,8 @@ def _compile():
 
     u = np.uint64
 
-    @njit(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, cache=True)
+    # fastmath without nnan/ninf: the grid test must see NaN and inf inputs
+    @njit(parallel=True, fastmath=FAST_MATH, error_model="numpy", boundscheck=False, cache=True)
     def afd_layer(z, n, pos_scale, pos_offset, table, intervals, last, noise, sigma, segments,
                   segment_count, cal_scale, cal_offset, cal_top, inv_v, slope_scale, y_out,
                   slope_out, energy, current_scale, delta_i, joule_rows):  # fmt: skip
