@@ -13,6 +13,10 @@ pool. What this keeps and what it gives up:
   equal. For Langevin training of millions of weights this is immaterial; for a statistic that
   needs every pair of requests independent, use ``exact=True`` (plain ``torch.randn``);
 * the cost falls to about ``1 / reuse`` of ``torch.randn``'s, and it is reproducible per seed.
+
+Each window's offset is one ``torch.randint`` draw (and a sync) by default; with
+``offsets_per_draw = k`` the offsets come from ``k`` uniforms drawn at once, which saves that draw per
+window where windows are small and frequent (the simulated MTJ backend's read noise: 256).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ class GaussianPool:
     ) -> None:
         if reuse < 1 or spread < 2 or offsets_per_draw < 1:
             raise ValueError(
-                f"need reuse >= 1, spread >= 2, offsets_per_draw >= 1; got {reuse}, {spread}, {offsets_per_draw}"
+                "need reuse >= 1, spread >= 2, offsets_per_draw >= 1; "
+                f"got {reuse}, {spread}, {offsets_per_draw}"
             )
         self.offsets_per_draw = offsets_per_draw
         self._uniforms: list[float] = []  # drawn ahead, one per window (offsets_per_draw > 1)
@@ -87,7 +92,7 @@ class GaussianPool:
         # One draw of many uniforms instead of a draw (and a device sync) per window; float64 keeps
         # the rounding of u * count far below one position for any pool that fits in memory.
         if not self._uniforms:
-            self._uniforms = torch.rand(
-                self.offsets_per_draw, generator=self.generator, dtype=torch.float64, device=self.generator.device
-            ).tolist()[::-1]
+            gen = self.generator
+            draws = torch.rand(self.offsets_per_draw, generator=gen, dtype=torch.float64, device=gen.device)
+            self._uniforms = draws.tolist()[::-1]
         return int(self._uniforms.pop() * (len(self._pool) - n + 1))

@@ -13,8 +13,8 @@ from spinlearn.energy import Ledger
 from spinlearn.errors import TrainingDiverged
 from spinlearn.hardware import SimulatedBackend
 from spinlearn.learning import AFDConfig
-from spinlearn.noise import GaussianPool
 from spinlearn.nn import MTJActivation
+from spinlearn.noise import GaussianPool
 
 WIDTH = 40
 CAL = AFDConfig(calibration_points=65, calibration_reads=2)

@@ -31,6 +31,17 @@ import torch
 
 FAST_MATH = {"contract", "reassoc", "nsz", "arcp", "afn"}
 _kernel = None  # compiled on first use: numba's import and compilation cost seconds
+_threads = 0  # numba's thread count as last set: torch's, so that one setting governs both
+
+
+def _follow_torch_threads() -> None:
+    global _threads
+    wanted = torch.get_num_threads()
+    if wanted != _threads:
+        import numba
+
+        numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
+        _threads = wanted
 
 
 def _compile():
@@ -144,11 +155,12 @@ class FusedAFD:
 
     def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``(y, dy/dz)`` for pre-activations ``z`` (``(..., n)``, float32 CPU), or None when some
-        current is off the grid or not finite (nothing is booked then: the caller's reference
-        path takes over)."""
+        current is off the grid or not finite: nothing is booked then (one noise window was
+        drawn), and the caller's reference path takes over."""
         global _kernel
         if _kernel is None:
             _kernel = _compile()
+        _follow_torch_threads()
         flat = z.detach().reshape(-1)
         if not flat.is_contiguous():
             flat = flat.contiguous()
