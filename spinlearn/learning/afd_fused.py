@@ -161,22 +161,23 @@ class FusedAFD:
         if _kernel is None:
             _kernel = _compile()
         _follow_torch_threads()
-        flat = z.detach().reshape(-1)
-        if not flat.is_contiguous():
-            flat = flat.contiguous()
-        numel = flat.numel()
+        z = z.detach()
+        if not z.is_contiguous():
+            z = z.contiguous()
+        numel = z.numel()
         noise = self.backend.noise_window(2 * numel)
-        y = torch.empty_like(flat)
-        slope = torch.empty_like(flat)
+        y = torch.empty_like(z)
+        slope = torch.empty_like(z)
         energy = self.backend.ledger is not None
         joule_rows = np.empty(numel // z.shape[-1], np.float64) if energy else self._no_joule
         outside = _kernel(
-            flat.numpy(), self._n, self._pos_scale, self._pos_offset, self._table, self._intervals,
+            z.numpy().reshape(-1), self._n, self._pos_scale, self._pos_offset, self._table, self._intervals,
             self._last, noise.numpy(), self._sigma, self._segments, self._segment_count,
             self._cal_scale, self._cal_offset, self._cal_top, self._inv_v, self._slope_scale,
-            y.numpy(), slope.numpy(), energy, self._current_scale, self._delta_i, joule_rows,
+            y.numpy().reshape(-1), slope.numpy().reshape(-1), energy, self._current_scale, self._delta_i,
+            joule_rows,
         )  # fmt: skip
         if outside:
             return None
-        self.backend.book_reads(2 * numel, float(joule_rows.sum()))
-        return y.view(z.shape), slope.view(z.shape)
+        self.backend.book_reads(2 * numel, float(joule_rows.sum()) if energy else 0.0)
+        return y, slope
