@@ -146,6 +146,7 @@ class FusedAFD:
         """Whether the fused step can stand in for the reference composition for input ``z``."""
         return (
             getattr(backend, "fast", False)
+            and hasattr(backend, "curve_table")  # the simulated backend's tables (not an instrument's)
             and calibration is not None
             and z.device.type == "cpu"
             and z.dtype == torch.float32
