@@ -125,3 +125,23 @@ def test_pool_offsets_drawn_ahead_are_uniform_and_reproducible():
     assert offsets.std().item() == pytest.approx(12**-0.5, abs=0.02)
     with pytest.raises(ValueError, match="offsets_per_draw"):
         GaussianPool(torch.Generator(), offsets_per_draw=0)
+
+
+def test_kernel_compiles_without_a_cache_directory(monkeypatch):
+    from spinlearn.learning import afd_fused
+
+    compile_ = afd_fused._compile
+
+    def no_cache_dir(cache=True):
+        if cache:  # what numba raises where no cache directory is writable
+            raise RuntimeError("cannot cache function 'afd_layer': no locator available")
+        return compile_(cache=False)
+
+    monkeypatch.setattr(afd_fused, "_compile", no_cache_dir)
+    monkeypatch.setattr(afd_fused, "_kernel", None)
+    z = torch.randn(6, WIDTH, generator=torch.Generator().manual_seed(4))
+    fused = layer(True)
+    g_f = forward_backward(fused, z)[1]
+    g_r = forward_backward(layer(False), z)[1]
+    assert afd_fused._kernel is not None and fused._fused_step is not None
+    assert (g_f - g_r).abs().max() < 1e-3 * slope_noise(fused)

@@ -44,7 +44,7 @@ def _follow_torch_threads() -> None:
         _threads = wanted
 
 
-def _compile():
+def _compile(cache: bool = True):
     """The numba kernel (cached on disk by numba, so a later process loads it in a fraction of a second).
 
     Indices are unsigned: numba wraps negative signed indices around, which costs a few
@@ -56,7 +56,7 @@ def _compile():
     u = np.uint64
 
     # fastmath without nnan/ninf: the grid test must see NaN and inf inputs
-    @njit(parallel=True, fastmath=FAST_MATH, error_model="numpy", boundscheck=False, cache=True)
+    @njit(parallel=True, fastmath=FAST_MATH, error_model="numpy", boundscheck=False, cache=cache)
     def afd_layer(z, n, pos_scale, pos_offset, table, intervals, last, noise, sigma, segments,
                   segment_count, cal_scale, cal_offset, cal_top, inv_v, slope_scale, y_out,
                   slope_out, energy, current_scale, delta_i, joule_rows):  # fmt: skip
@@ -160,7 +160,10 @@ class FusedAFD:
         drawn), and the caller's reference path takes over."""
         global _kernel
         if _kernel is None:
-            _kernel = _compile()
+            try:
+                _kernel = _compile()
+            except RuntimeError:  # numba found no writable cache directory: compile every process
+                _kernel = _compile(cache=False)
         _follow_torch_threads()
         z = z.detach()
         if not z.is_contiguous():
