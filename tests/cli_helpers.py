@@ -12,8 +12,8 @@ def spinlearn(*args, timeout=600):
     )
 
 
-def run_summary(out_dir, *args):
+def run_summary(out_dir, *args, timeout=600):
     """``spinlearn run ARGS --out OUT_DIR --quiet``, which must succeed; returns its summary.json."""
-    done = spinlearn("run", *args, "--out", str(out_dir), "--quiet")
+    done = spinlearn("run", *args, "--out", str(out_dir), "--quiet", timeout=timeout)
     assert done.returncode == 0, done.stderr
     return json.loads((out_dir / "summary.json").read_text())
