@@ -290,6 +290,13 @@ class CurveTable:
             self._exact_outside(current_a, pos, v, curves)
         return v
 
+    def coefficients(self) -> torch.Tensor:
+        """The power coefficients, ``(n, intervals, K, 4)``: column ``j``, interval ``k``, curve ``q``
+        is ``c0 + c1 t + c2 t^2 + c3 t^3`` at position ``t`` in the interval (a view)."""
+        n, intervals = self._base.shape[-1], self.points - 1
+        pairs = self.table.view(self.dtype).view(2, self.curves, n, intervals, 2)
+        return pairs.permute(2, 3, 1, 0, 4).reshape(n, intervals, self.curves, 4)
+
     def _exact_outside(self, current_a: torch.Tensor, pos: torch.Tensor, out: torch.Tensor, curves):
         """Newton solves (:func:`voltage`) for the elements off the grid, written into ``out``."""
         outside = ~((pos >= 0) & (pos < self.points - 1))

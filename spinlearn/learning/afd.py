@@ -82,6 +82,10 @@ class TwinCalibration:
         _straighten_edges(offsets)
         return cls(params.i0_a - half, 2 * half / (points - 1), offsets)
 
+    def segments(self) -> torch.Tensor:
+        """Each device's segments, ``(n, points - 1, 2)``: value at the segment's start, rise across it."""
+        return self._segments.view(2, self.offsets_v.shape[1], -1).permute(1, 2, 0)
+
     def __call__(self, current_a: torch.Tensor) -> torch.Tensor:
         """Interpolated mismatch at ``current_a`` (shape ``(..., n)``), in volts.
 

@@ -123,14 +123,11 @@ class FusedAFD:
         n, intervals = table.pops[0].size, table.points - 1
         f32 = np.float32
         self._n, self._intervals, self._last = np.uint64(n), np.uint64(intervals), f32(intervals)
-        # CurveTable: (2 pairs of powers, 2 curves, n, intervals, 2 powers) -> (n, intervals, curve, power)
-        coefs = table.table.view(torch.float32).view(2, 2, n, intervals, 2).permute(2, 3, 1, 0, 4)
-        self._table = coefs.contiguous().numpy().reshape(-1)
+        self._table = table.coefficients().contiguous().numpy().reshape(-1)  # neuron's 4, then twin's
         # The grid position from z directly: I = z I_s, pos = I scale + offset.
         self._pos_scale = (table.scale * torch.tensor(i_scale_a, dtype=torch.float32)).numpy()
         self._pos_offset = table.offset.contiguous().numpy()
-        # TwinCalibration: (value, rise) x n x segments -> (n, segments, value/rise)
-        segments = calibration._segments.view(2, n, -1).permute(1, 2, 0).contiguous()
+        segments = calibration.segments().contiguous()
         self._segments, self._segment_count = segments.numpy().reshape(-1), np.uint64(segments.shape[1])
         self._cal_scale = f32(i_scale_a / calibration.step_a)
         self._cal_offset = f32(-calibration.i_min_a / calibration.step_a)
