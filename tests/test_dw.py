@@ -11,7 +11,17 @@ from torch import nn
 from spinlearn import data
 from spinlearn.devices.domain_wall import DomainWall, DWParams, Pulse, apply_trains, conductance
 from spinlearn.errors import ConfigError, DataError
-from spinlearn.learning.sgld import DWSGLD, SGLD, PosteriorSamples, SGLDConfig, ece, ece_gap, nll, quantise
+from spinlearn.learning.sgld import (
+    DWSGLD,
+    SGLD,
+    PosteriorSamples,
+    SGLDConfig,
+    confidence_gap,
+    ece,
+    ece_gap,
+    nll,
+    quantise,
+)
 from spinlearn.nn import dw_bank
 from spinlearn.nn.dw import DWLinear, Layers
 from spinlearn.nn.dw_bank import SynapseBank
@@ -389,6 +399,24 @@ def test_ece_and_nll_on_hand_examples():
     # bin of 0.9: confidence 0.9, accuracy 0.5; bin of 0.6: confidence 0.6, accuracy 1.0
     assert ece(probs, labels) == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
     assert nll(probs, labels) == pytest.approx(-(math.log(0.9) + math.log(0.1) + 2 * math.log(0.6)) / 4)
+    # mean confidence 0.75, accuracy 0.75; all right at 0.6: underconfident by 0.4
+    assert confidence_gap(probs, labels) == pytest.approx(0.0)
+    assert confidence_gap(probs[2:], labels[2:]) == pytest.approx(-0.4)
+
+
+def test_averaging_samples_never_raises_confidence_so_it_helps_only_overconfident_ones():
+    labels = torch.randint(0, 10, (2000,), generator=gen(3))
+    logits = 3.0 * torch.nn.functional.one_hot(labels, 10) + torch.randn(2000, 10, generator=gen(4))
+    for scale in (0.3, 4.0):  # soft (underconfident) and sharp (overconfident) samples
+        samples = torch.softmax(scale * (logits + 1.5 * torch.randn(6, 2000, 10, generator=gen(5))), -1)
+        single = [confidence_gap(p, labels) for p in samples]
+        posterior = samples.mean(0)
+        assert posterior.max(-1).values.mean() <= samples.max(-1).values.mean()  # Jensen
+        gap = ece(posterior, labels) - sum(ece(p, labels) for p in samples) / len(samples)
+        if max(single) < 0:
+            assert confidence_gap(posterior, labels) < min(single) and gap > 0
+        else:
+            assert min(single) > 0 and gap < 0
 
 
 def test_gaussian_pool_windows_are_standard_normal_and_uncorrelated_between_requests():
@@ -439,9 +467,16 @@ def test_cifar_resnet_path_runs_on_generated_batches(tmp_path):
     )
     m = summary["metrics"]
     assert 0 <= m["test_accuracy_mean"] <= 1 and m["pulses_mean"] > 0
-    assert {"ece_single_mean", "ece_posterior_mean", "nll_posterior_mean", "accuracy_float_sgld_mean"} <= set(
-        m
-    )
+    assert {
+        "ece_single_mean",
+        "ece_posterior_mean",
+        "nll_posterior_mean",
+        "accuracy_float_sgld_mean",
+        "confidence_gap_single_mean",
+        "confidence_gap_posterior_mean",
+        "confidence_gap_float_sgld_single_mean",
+        "confidence_gap_float_sgld_posterior_mean",
+    } <= set(m)
     assert (
         math.isfinite(m["ece_gap"]) and m["ece_gap_low"] <= m["ece_gap_high"]
     )  # 12 examples: a wide interval

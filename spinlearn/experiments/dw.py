@@ -15,12 +15,16 @@ Experiments:
   bits and float SGLD, with posterior averaging, NLL and ECE.
 * ``cifar10-dw-resnet18``: full-width ResNet-18 on CIFAR-10 from ``data.dir`` (for a GPU).
 
-Accuracy, NLL and ECE are reported for the final weights (``test_accuracy``, ``*_final``), for one
-posterior sample (``*_single``: each of the ``posterior.samples`` thinned samples of the chain's
-last part scored alone, then averaged: what a chip holding one sample delivers) and for the
-posterior average of the samples' predictions (``*_posterior``). ``ece_gap`` is the DW posterior's
-ECE minus one sample's, with a 95 % paired-bootstrap interval over the test examples
-(``ece_gap_low``, ``ece_gap_high``; :func:`~spinlearn.learning.sgld.ece_gap`).
+Accuracy, NLL, ECE and the confidence gap (mean confidence minus accuracy, negative when
+underconfident; :func:`~spinlearn.learning.sgld.confidence_gap`) are reported for the final
+weights (``test_accuracy``, ``*_final``), for one posterior sample (``*_single``: each of the
+``posterior.samples`` thinned samples of the chain's last part scored alone, then averaged: what a
+chip holding one sample delivers) and for the posterior average of the samples' predictions
+(``*_posterior``). ``ece_gap`` is the DW posterior's ECE minus one sample's, with a 95 %
+paired-bootstrap interval over the test examples (``ece_gap_low``, ``ece_gap_high``;
+:func:`~spinlearn.learning.sgld.ece_gap`). Averaging can only lower confidence, so it improves the
+ECE of overconfident samples and worsens that of underconfident ones: the confidence gap says which
+case a run is in.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from spinlearn.learning.sgld import (
     SGLD,
     PosteriorSamples,
     SGLDConfig,
+    confidence_gap,
     ece,
     ece_gap,
     nll,
@@ -234,15 +239,15 @@ def train_variant(
 
 
 def scores(t: Trained, labels: torch.Tensor) -> dict[str, float]:
-    """Accuracy, NLL and ECE of the final weights, of one posterior sample (mean over the samples)
-    and of the posterior average."""
+    """Accuracy, NLL, ECE and confidence gap (mean confidence minus accuracy) of the final weights,
+    of one posterior sample (mean over the samples) and of the posterior average."""
 
     def acc(p: torch.Tensor, y: torch.Tensor) -> float:
         return float((p.argmax(1) == y).float().mean())
 
     posterior = t.samples.mean(0)
     out = {}
-    for name, score in (("accuracy", acc), ("nll", nll), ("ece", ece)):
+    for name, score in (("accuracy", acc), ("nll", nll), ("ece", ece), ("confidence_gap", confidence_gap)):
         out[f"{name}_final"] = score(t.final, labels)
         out[f"{name}_single"] = sum(score(p, labels) for p in t.samples) / len(t.samples)
         out[f"{name}_posterior"] = score(posterior, labels)
@@ -283,6 +288,8 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
         if kind == "float_sgld":
             metrics["ece_float_sgld_single"] = other["ece_single"]
             metrics["ece_float_sgld_posterior"] = other["ece_posterior"]
+            metrics["confidence_gap_float_sgld_single"] = other["confidence_gap_single"]
+            metrics["confidence_gap_float_sgld_posterior"] = other["confidence_gap_posterior"]
             reliability["float SGLD posterior average"] = t.samples.mean(0)
         histories["float SGLD" if kind == "float_sgld" else "SGD"] = [t.history]
     artifacts = {

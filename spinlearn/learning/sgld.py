@@ -513,6 +513,19 @@ def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
     return float(per_bin.abs().sum() / max(len(labels), 1))
 
 
+def confidence_gap(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean top-class confidence minus accuracy: > 0 overconfident, < 0 underconfident.
+
+    Why beside ECE: it says which way a model is miscalibrated, and so whether a posterior average
+    can help. The average's confidence in its top class, ``max_c mean_k p_kc``, is never above the
+    samples' mean confidence ``mean_k max_c p_kc``, so averaging only lowers confidence (the
+    accuracy tends to rise): it cuts the ECE of overconfident samples and adds to that of
+    underconfident ones.
+    """
+    confidence, predicted = probs.max(-1)
+    return float(confidence.mean() - (predicted == labels).to(confidence.dtype).mean())
+
+
 def ece_gap(
     samples: torch.Tensor,
     labels: torch.Tensor,
