@@ -22,9 +22,9 @@ weights (``test_accuracy``, ``*_final``), for one posterior sample (``*_single``
 chip holding one sample delivers) and for the posterior average of the samples' predictions
 (``*_posterior``). ``ece_gap`` is the DW posterior's ECE minus one sample's, with a 95 %
 paired-bootstrap interval over the test examples (``ece_gap_low``, ``ece_gap_high``;
-:func:`~spinlearn.learning.sgld.ece_gap`). Averaging can only lower confidence, so it improves the
-ECE of overconfident samples and worsens that of underconfident ones: the confidence gap says which
-case a run is in.
+:func:`~spinlearn.learning.sgld.ece_gap`). Averaging can only lower confidence, so it tends to
+improve the ECE of overconfident samples and to worsen that of underconfident ones: the confidence
+gap says which case a run is in.
 """
 
 from __future__ import annotations
