@@ -464,7 +464,7 @@ def test_cifar_resnet_path_runs_on_generated_batches(tmp_path):
         tmp_path / "o",
         "cifar10-dw-resnet18",
         *("--set", f"data.dir={directory}", "--set", "model.width=0.0625", "--set", "train.epochs=1"),
-        *("--set", "train.batch_size=20", "--set", "posterior.samples=2"),
+        *("--set", "train.batch_size=20", "--set", "posterior.samples=2", "--set", "compare.sgd=true"),
     )
     m = summary["metrics"]
     assert 0 <= m["test_accuracy_mean"] <= 1 and m["pulses_mean"] > 0
@@ -477,6 +477,9 @@ def test_cifar_resnet_path_runs_on_generated_batches(tmp_path):
         "confidence_gap_posterior_mean",
         "confidence_gap_float_sgld_single_mean",
         "confidence_gap_float_sgld_posterior_mean",
+        "accuracy_sgd_mean",
+        "ece_sgd_single_mean",
+        "confidence_gap_sgd_posterior_mean",
     } <= set(m)
     assert (
         math.isfinite(m["ece_gap"]) and m["ece_gap_low"] <= m["ece_gap_high"]

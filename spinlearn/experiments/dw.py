@@ -285,11 +285,10 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
         metrics[f"accuracy_{kind}"] = other["accuracy_final"]
         metrics[f"accuracy_{kind}_posterior"] = other["accuracy_posterior"]
         metrics[f"{kind}_seconds_per_step"] = t.seconds_per_step
+        for score in ("ece", "confidence_gap"):
+            for way in ("single", "posterior"):
+                metrics[f"{score}_{kind}_{way}"] = other[f"{score}_{way}"]
         if kind == "float_sgld":
-            metrics["ece_float_sgld_single"] = other["ece_single"]
-            metrics["ece_float_sgld_posterior"] = other["ece_posterior"]
-            metrics["confidence_gap_float_sgld_single"] = other["confidence_gap_single"]
-            metrics["confidence_gap_float_sgld_posterior"] = other["confidence_gap_posterior"]
             reliability["float SGLD posterior average"] = t.samples.mean(0)
         histories["float SGLD" if kind == "float_sgld" else "SGD"] = [t.history]
     artifacts = {
