@@ -520,8 +520,9 @@ def confidence_gap(probs: torch.Tensor, labels: torch.Tensor) -> float:
     can help. The average's confidence in its top class, ``max_c mean_k p_kc``, is never above the
     samples' mean confidence ``mean_k max_c p_kc``, so averaging only lowers confidence (the
     accuracy tends to rise). It moves the gap down: toward calibration for overconfident samples,
-    away from it for underconfident ones. ECE, which bins, mostly follows, but not always: plain
-    SGD's snapshot average on mnist-dw-resnet18 had the lower ECE while underconfident (README).
+    away from it for underconfident ones. ECE, which bins, mostly follows, but not always: in one
+    of two runs, plain SGD's snapshot average on mnist-dw-resnet18 had the lower ECE while
+    underconfident (README).
     """
     confidence, predicted = probs.max(-1)
     return float(confidence.mean() - (predicted == labels).to(confidence.dtype).mean())
