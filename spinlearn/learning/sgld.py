@@ -524,8 +524,8 @@ def confidence_gap(probs: torch.Tensor, labels: torch.Tensor) -> float:
     of two runs, plain SGD's snapshot average on mnist-dw-resnet18 had the lower ECE while
     underconfident (README).
     """
-    confidence, predicted = probs.max(-1)
-    return float(confidence.mean() - (predicted == labels).to(confidence.dtype).mean())
+    excess, _ = _excess_and_bin(probs, labels, 1)  # confidence minus correctness, per example
+    return float(excess.mean())
 
 
 def ece_gap(
