@@ -79,13 +79,14 @@ def _compile(cache: bool = True):
                 off_grid += not inside
                 pos = pos if inside else zero  # keep every index in range: the result is dropped
                 x = x if inside else zero
-                k = np.uint32(pos)
+                # Conversions through int32: AVX2 has them for int32 only (uint32 ones are emulated).
+                k = np.int32(pos)
                 frac[j] = pos - np.float32(k)
-                at[j] = (np.uint32(j) * np.uint32(intervals) + k) * np.uint32(8)  # 4 powers x 2 curves
+                at[j] = (np.uint32(j) * np.uint32(intervals) + np.uint32(k)) * np.uint32(8)  # 4 powers x 2
                 cpos = x * cal_scale + cal_offset  # position on the calibration grid
-                lower = np.uint32(min(max(cpos, zero), cal_top))
+                lower = np.int32(min(max(cpos, zero), cal_top))
                 cal_frac[j] = cpos - np.float32(lower)
-                cal_at[j] = (np.uint32(j) * np.uint32(segment_count) + lower) * np.uint32(2)  # value, rise
+                cal_at[j] = (np.uint32(j) * np.uint32(segment_count) + np.uint32(lower)) * np.uint32(2)
             outside += off_grid
             joule = 0.0
             for jj in range(n):
