@@ -57,8 +57,8 @@ def _compile(cache: bool = True):
 
     # fastmath without nnan/ninf: the grid test must see NaN and inf inputs
     @njit(parallel=True, fastmath=FAST_MATH, error_model="numpy", boundscheck=False, cache=cache)
-    def afd_layer(z, n, pos_scale, pos_offset, table, intervals, last, noise, sigma, segments,
-                  segment_count, cal_scale, cal_offset, cal_top, inv_v, slope_scale, y_out,
+    def afd_layer(z, n, pos_scale, pos_offset, table, last, noise, sigma, segments,
+                  cal_scale, cal_offset, cal_top, inv_v, slope_scale, y_out,
                   slope_out, energy, current_scale, delta_i, joule_rows):  # fmt: skip
         total = z.shape[0]
         zero = np.float32(0.0)
@@ -82,11 +82,11 @@ def _compile(cache: bool = True):
                 # Conversions through int32: AVX2 has them for int32 only (uint32 ones are emulated).
                 k = np.int32(pos)
                 frac[j] = pos - np.float32(k)
-                at[j] = (np.uint32(j) * np.uint32(intervals) + np.uint32(k)) * np.uint32(8)  # 4 powers x 2
+                at[j] = (np.uint32(k) * np.uint32(n) + np.uint32(j)) * np.uint32(8)  # 4 powers x 2
                 cpos = x * cal_scale + cal_offset  # position on the calibration grid
                 lower = np.int32(min(max(cpos, zero), cal_top))
                 cal_frac[j] = cpos - np.float32(lower)
-                cal_at[j] = (np.uint32(j) * np.uint32(segment_count) + np.uint32(lower)) * np.uint32(2)
+                cal_at[j] = (np.uint32(lower) * np.uint32(n) + np.uint32(j)) * np.uint32(2)
             outside += off_grid
             joule = 0.0
             for jj in range(n):
@@ -111,25 +111,27 @@ def _compile(cache: bool = True):
 
 
 class FusedAFD:
-    """The fused step of one layer: tables laid out per neuron, ready for :meth:`__call__`.
+    """The fused step of one layer: tables laid out interval-major, ready for :meth:`__call__`.
 
     ``table`` is the group's :class:`~spinlearn.devices.mtj.CurveTable` (neurons at ``I``, twins at
     ``I + dI``), ``calibration`` the layer's :class:`~spinlearn.learning.afd.TwinCalibration`.
-    Memory: a second copy of both tables, with each neuron's numbers contiguous (4 MiB for a
-    256-wide layer at the default grid).
+    Memory: a second copy of both tables, with each interval's numbers for all neurons contiguous
+    (4 MiB for a 256-wide layer at the default grid).
     """
 
     def __init__(self, backend, table, calibration, i_scale_a: float, v_scale_v: float, delta_i_a: float):
         self.backend = backend
-        n, intervals = table.pops[0].size, table.points - 1
+        n = table.pops[0].size
         f32 = np.float32
-        self._n, self._intervals, self._last = np.uint64(n), np.uint64(intervals), f32(intervals)
-        self._table = table.coefficients().contiguous().numpy().reshape(-1)  # neuron's 4, then twin's
+        self._n, self._last = np.uint64(n), f32(table.points - 1)
+        # Interval-major, (interval, neuron, curve, power): the neurons of a row fall in a few
+        # intervals near the curves' centre, so their reads share pages and cache lines. Neuron-major
+        # spread them 16 KiB apart, a page each, and missed the TLB beyond ~500 neurons a layer.
+        self._table = table.coefficients().transpose(0, 1).contiguous().numpy().reshape(-1)
         # The grid position from z directly: I = z I_s, pos = I scale + offset.
         self._pos_scale = (table.scale * torch.tensor(i_scale_a, dtype=torch.float32)).numpy()
         self._pos_offset = table.offset.contiguous().numpy()
-        segments = calibration.segments().contiguous()
-        self._segments, self._segment_count = segments.numpy().reshape(-1), np.uint64(segments.shape[1])
+        self._segments = calibration.segments().transpose(0, 1).contiguous().numpy().reshape(-1)  # the same
         self._cal_scale = f32(i_scale_a / calibration.step_a)
         self._cal_offset = f32(-calibration.i_min_a / calibration.step_a)
         self._cal_top = f32(calibration.offsets_v.shape[0] - 2)
@@ -173,8 +175,8 @@ class FusedAFD:
         energy = self.backend.ledger is not None
         joule_rows = np.empty(numel // z.shape[-1], np.float64) if energy else self._no_joule
         outside = _kernel(
-            z.numpy().reshape(-1), self._n, self._pos_scale, self._pos_offset, self._table, self._intervals,
-            self._last, noise.numpy(), self._sigma, self._segments, self._segment_count,
+            z.numpy().reshape(-1), self._n, self._pos_scale, self._pos_offset, self._table,
+            self._last, noise.numpy(), self._sigma, self._segments,
             self._cal_scale, self._cal_offset, self._cal_top, self._inv_v, self._slope_scale,
             y.numpy().reshape(-1), slope.numpy().reshape(-1), energy, self._current_scale, self._delta_i,
             joule_rows,
