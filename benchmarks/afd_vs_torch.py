@@ -1,11 +1,18 @@
 """``afd_vs_torch``: epoch time of an AFD MTJ network / the same network with torch.tanh + autograd.
 
-Both networks are 784 -> 4 x 256 -> 10 MLPs trained by the same SGD on the same minibatches of
-synthetic MNIST-shaped data (the cost does not depend on the pixel values); the AFD one reads every
-hidden activation and its twin through the simulated backend. Epochs alternate between the two
-variants so that machine noise hits both alike; the ratio is of the medians after a warm-up epoch.
-The resident memory each variant adds while it builds and trains is measured in a fresh process
-of its own.
+``ratio`` times the network that ``spinlearn run mnist-afd`` trains, read from that experiment's
+defaults (:class:`~spinlearn.experiments.mnist.MNISTConfig`): 784 -> 4 x 512 -> 10, batch 128,
+Adam. ``ratio_4x256_sgd`` times the network this benchmark used before (784 -> 4 x 256 -> 10, SGD
+with momentum), kept so that figures stay comparable across versions; the MTJ layers' share of a
+step is larger there, since their cost grows with the width and the matrix products' with its
+square.
+
+Both variants of a network train on the same minibatches of synthetic MNIST-shaped data (the cost
+does not depend on the pixel values); the AFD one reads every hidden activation and its twin
+through the simulated backend of the experiment's device section. Epochs alternate between the two
+variants so that machine noise hits both alike; each ratio is of the medians after a warm-up epoch.
+The resident memory each variant of the mnist-afd network adds while it builds and trains is
+measured in a fresh process of its own.
 """
 
 from __future__ import annotations
@@ -13,28 +20,69 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from benchmarks import train_seconds
 from spinlearn.config import DeviceConfig
+from spinlearn.experiments.mnist import CLASSES, MNISTConfig
 from spinlearn.hardware import SimulatedBackend
 from spinlearn.learning import AFDConfig
 from spinlearn.nn import MTJActivation, mlp
+from spinlearn.training import make_optimizer
 
-SIZES = [784, 256, 256, 256, 256, 10]
-BATCH = 128
 BATCHES_PER_EPOCH = 60
 
 
-def _network(kind: str, seed: int) -> nn.Module:
+@dataclass(frozen=True)
+class Network:
+    """What is timed: layer widths, minibatch size and the training section that builds the optimizer."""
+
+    sizes: tuple[int, ...]
+    batch: int
+    train: object  # a TrainConfig (optimizer, lr, momentum, weight decay)
+
+
+def mnist_afd_network() -> Network:
+    cfg = MNISTConfig()
+    return Network((784, *cfg.model.hidden, CLASSES), cfg.train.batch_size, cfg.train)
+
+
+def earlier_network() -> Network:
+    """784 -> 4 x 256 -> 10 with SGD (lr 0.01, momentum 0.9): this benchmark's network until 2026-11-24."""
+    train = replace(MNISTConfig().train, optimizer="sgd", lr=0.01, momentum=0.9)
+    return Network((784, 256, 256, 256, 256, CLASSES), 128, train)
+
+
+def _model(kind: str, sizes: tuple[int, ...], seed: int) -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
     if kind == "tanh":
-        return mlp(SIZES, lambda width, k: nn.Tanh(), gen)
+        return mlp(list(sizes), lambda width, k: nn.Tanh(), gen)
     device = DeviceConfig()
     backend = SimulatedBackend(device.mtj(), gen, twin_mismatch=device.twin_mismatch)
-    return mlp(SIZES, lambda width, k: MTJActivation(width, backend, f"h{k}", AFDConfig()), gen)
+    return mlp(list(sizes), lambda width, k: MTJActivation(width, backend, f"h{k}", AFDConfig()), gen)
+
+
+def _data(net: Network, batches: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(net.batch * batches, net.sizes[0], generator=gen)
+    return x, torch.randint(0, net.sizes[-1], (len(x),), generator=gen)
+
+
+def epoch_medians(net: Network, epochs: int, batches: int = BATCHES_PER_EPOCH) -> dict[str, float]:
+    """Median epoch time (s) of each variant over ``epochs`` alternating epochs after a warm-up one."""
+    x, y = _data(net, batches)
+    models = {kind: _model(kind, net.sizes, 1) for kind in ("afd", "tanh")}
+    optimizers = {kind: make_optimizer(model, net.train) for kind, model in models.items()}
+    times: dict[str, list[float]] = {kind: [] for kind in models}
+    for epoch in range(epochs + 1):
+        for kind, model in models.items():
+            elapsed = train_seconds(model, optimizers[kind], x, y, net.batch)
+            if epoch > 0:  # the first epoch is warm-up
+                times[kind].append(elapsed)
+    return {kind: statistics.median(t) for kind, t in times.items()}
 
 
 def _rss_mib() -> float:
@@ -44,22 +92,19 @@ def _rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _peak_rss_child(kind: str, queue) -> None:
+def _peak_rss_child(kind: str, net: Network, queue) -> None:
     """In a fresh process: peak resident memory added by building and training ``kind`` (MiB).
 
     Sampled after every batch, above the process's footprint before the network was built (the
     import of torch alone is a larger, transient peak, so ``ru_maxrss`` would not see the network).
     """
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(BATCH * 5, SIZES[0], generator=gen)
-    y = torch.randint(0, SIZES[-1], (len(x),), generator=gen)
+    x, y = _data(net, 5)
     base = _rss_mib()
-    model = _network(kind, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model = _model(kind, net.sizes, 1)
+    optimizer = make_optimizer(model, net.train)
     peak = _rss_mib()
-    for b in range(5):
-        sl = slice(b * BATCH, (b + 1) * BATCH)
-        loss = nn.functional.cross_entropy(model(x[sl]), y[sl])
+    for first in range(0, len(x), net.batch):
+        loss = nn.functional.cross_entropy(model(x[first : first + net.batch]), y[first : first + net.batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -67,42 +112,37 @@ def _peak_rss_child(kind: str, queue) -> None:
     queue.put(peak - base)
 
 
-def peak_rss_mib(kind: str) -> float:
+def peak_rss_mib(kind: str, net: Network) -> float:
     """Peak memory added by training ``kind``, in its own process so the variants do not mix."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    child = ctx.Process(target=_peak_rss_child, args=(kind, queue))
+    child = ctx.Process(target=_peak_rss_child, args=(kind, net, queue))
     child.start()
     value = queue.get(timeout=300)
     child.join()
     return value
 
 
-def run(epochs: int = 5) -> dict:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(BATCH * BATCHES_PER_EPOCH, SIZES[0], generator=gen)
-    y = torch.randint(0, SIZES[-1], (len(x),), generator=gen)
-    variants = {kind: _network(kind, 1) for kind in ("afd", "tanh")}
-    optimizers = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in variants.items()}
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for epoch in range(epochs + 1):
-        for kind, model in variants.items():
-            elapsed = train_seconds(model, optimizers[kind], x, y, BATCH)
-            if epoch > 0:  # the first epoch is warm-up
-                times[kind].append(elapsed)
-    afd, tanh = statistics.median(times["afd"]), statistics.median(times["tanh"])
-    memory = {kind: peak_rss_mib(kind) for kind in variants}
+def run(epochs: int = 7, batches: int = BATCHES_PER_EPOCH) -> dict:
+    net, earlier = mnist_afd_network(), earlier_network()
+    main = epoch_medians(net, epochs, batches)
+    before = epoch_medians(earlier, epochs, batches)
+    memory = {kind: peak_rss_mib(kind, net) for kind in main}
     return {
         "benchmark": "afd_vs_torch",
-        "ratio": afd / tanh,
-        "afd_epoch_s_median": afd,
-        "tanh_epoch_s_median": tanh,
+        "ratio": main["afd"] / main["tanh"],
+        "afd_epoch_s_median": main["afd"],
+        "tanh_epoch_s_median": main["tanh"],
+        "sizes": list(net.sizes),
+        "batch": net.batch,
+        "optimizer": net.train.optimizer,
+        "ratio_4x256_sgd": before["afd"] / before["tanh"],
+        "afd_epoch_s_median_4x256_sgd": before["afd"],
+        "tanh_epoch_s_median_4x256_sgd": before["tanh"],
         "afd_peak_added_rss_mib": memory["afd"],
         "tanh_peak_added_rss_mib": memory["tanh"],
         "memory_ratio": memory["afd"] / memory["tanh"],
         "epochs_timed": epochs,
-        "batch": BATCH,
-        "batches_per_epoch": BATCHES_PER_EPOCH,
-        "sizes": SIZES,
+        "batches_per_epoch": batches,
         "threads": torch.get_num_threads(),
     }
