@@ -9,7 +9,8 @@ square.
 
 Both variants of a network train on the same minibatches of synthetic MNIST-shaped data (the cost
 does not depend on the pixel values); the AFD one reads every hidden activation and its twin
-through the simulated backend of the experiment's device section. Epochs alternate between the two
+through the simulated backend of the experiment's device and AFD sections, with an energy ledger
+on it as in the experiment (every read's Joule heat is summed). Epochs alternate between the two
 variants so that machine noise hits both alike; each ratio is of the medians after a warm-up epoch.
 The resident memory each variant of the mnist-afd network adds while it builds and trains is
 measured in a fresh process of its own.
@@ -26,10 +27,9 @@ import torch
 from torch import nn
 
 from benchmarks import train_seconds
-from spinlearn.config import DeviceConfig
+from spinlearn.energy import Ledger
 from spinlearn.experiments.mnist import CLASSES, MNISTConfig
 from spinlearn.hardware import SimulatedBackend
-from spinlearn.learning import AFDConfig
 from spinlearn.nn import MTJActivation, mlp
 from spinlearn.training import make_optimizer
 
@@ -60,9 +60,10 @@ def _model(kind: str, sizes: tuple[int, ...], seed: int) -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
     if kind == "tanh":
         return mlp(list(sizes), lambda width, k: nn.Tanh(), gen)
-    device = DeviceConfig()
-    backend = SimulatedBackend(device.mtj(), gen, twin_mismatch=device.twin_mismatch)
-    return mlp(list(sizes), lambda width, k: MTJActivation(width, backend, f"h{k}", AFDConfig()), gen)
+    cfg = MNISTConfig()
+    backend = SimulatedBackend(cfg.device.mtj(), gen, twin_mismatch=cfg.device.twin_mismatch)
+    backend.ledger = Ledger(cfg.energy)
+    return mlp(list(sizes), lambda width, k: MTJActivation(width, backend, f"h{k}", cfg.afd), gen)
 
 
 def _data(net: Network, batches: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,8 +124,14 @@ def peak_rss_mib(kind: str, net: Network) -> float:
     return value
 
 
-def run(epochs: int = 7, batches: int = BATCHES_PER_EPOCH) -> dict:
-    net, earlier = mnist_afd_network(), earlier_network()
+def run(
+    epochs: int = 7,
+    batches: int = BATCHES_PER_EPOCH,
+    net: Network | None = None,
+    earlier: Network | None = None,
+) -> dict:
+    """The benchmark; ``net`` and ``earlier`` stand in for the two networks (the tests' small ones)."""
+    net, earlier = net or mnist_afd_network(), earlier or earlier_network()
     main = epoch_medians(net, epochs, batches)
     before = epoch_medians(earlier, epochs, batches)
     memory = {kind: peak_rss_mib(kind, net) for kind in main}

@@ -151,8 +151,8 @@ def measured_slope(z: torch.Tensor, y: torch.Tensor, slope: torch.Tensor) -> tor
     the only path by which a derivative enters training.
 
     A custom autograd node rather than ``y + (z - z.detach()) * slope``: that form needs two
-    elementwise passes in the forward for a value that is ``y`` anyway, and in the 4-hidden-layer
-    benchmark (``benchmarks/afd_vs_torch.py``, fused reads) the node measured 1.35 vs 1.40
-    (medians of four alternating runs each).
+    elementwise passes in the forward for a value that is ``y`` anyway, and in the benchmark's
+    4 x 256 network (``benchmarks/afd_vs_torch.py``, ``ratio_4x256_sgd``, fused reads) the node
+    measured 1.35 vs 1.40 (medians of four alternating runs each).
     """
     return _MeasuredSlope.apply(z, y, slope)

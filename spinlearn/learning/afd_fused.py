@@ -15,7 +15,8 @@ runs on any backend (:mod:`spinlearn.learning.afd`):
 
 Why: in eager PyTorch these are some 30 elementwise passes and four table gathers per layer, each
 pass paying a fixed cost on top of its arithmetic, which made an AFD network 2.2x the cost of the
-same network with ``torch.tanh`` (``benchmarks/afd_vs_torch.py``). Here each element is read once
+same network with ``torch.tanh`` (``benchmarks/afd_vs_torch.py``, its 4 x 256 network, before this
+kernel). Here each element is read once
 and written twice. The equations stay where they are; this is their loop, and
 ``tests/test_afd_fused.py`` checks it against the composition above on the same noise.
 
@@ -59,12 +60,13 @@ def _compile(cache: bool = True):
     @njit(parallel=True, fastmath=FAST_MATH, error_model="numpy", boundscheck=False, cache=cache)
     def afd_layer(z, n, pos_scale, pos_offset, table, last, noise, sigma, segments,
                   cal_scale, cal_offset, cal_top, inv_v, slope_scale, y_out,
-                  slope_out, energy, current_scale, delta_i, joule_rows):  # fmt: skip
+                  slope_out, energy, current_scale, v_scale, delta_i, joule_rows):  # fmt: skip
         total = z.shape[0]
         zero = np.float32(0.0)
         outside = 0
         for b in prange(total // n):
-            # Two loops per row: the first (grid positions) vectorises, the second (table reads) cannot.
+            # Two loops per row: the first (grid positions) vectorises, the second (table reads) cannot
+            # (a third, the energy, when a ledger is kept).
             at = np.empty(n, np.uint32)  # the neuron's interval in the curve table
             frac = np.empty(n, np.float32)
             cal_at = np.empty(n, np.uint32)  # its segment of the calibration
@@ -82,13 +84,13 @@ def _compile(cache: bool = True):
                 # Conversions through int32: AVX2 has them for int32 only (uint32 ones are emulated).
                 k = np.int32(pos)
                 frac[j] = pos - np.float32(k)
-                at[j] = (np.uint32(k) * np.uint32(n) + np.uint32(j)) * np.uint32(8)  # 4 powers x 2
+                at[j] = (np.uint32(k) * np.uint32(n) + np.uint32(j)) * np.uint32(8)  # 4 powers, 2 curves
                 cpos = x * cal_scale + cal_offset  # position on the calibration grid
                 lower = np.int32(min(max(cpos, zero), cal_top))
                 cal_frac[j] = cpos - np.float32(lower)
                 cal_at[j] = (np.uint32(lower) * np.uint32(n) + np.uint32(j)) * np.uint32(2)
             outside += off_grid
-            joule = 0.0
+            vt_row = np.empty(n, np.float32)  # the twins' reads, for the energy
             for jj in range(n):
                 j = u(jj)
                 e = row + j
@@ -100,10 +102,13 @@ def _compile(cache: bool = True):
                 mismatch = segments[c] + segments[c + u(1)] * cal_frac[j]
                 y_out[e] = v * inv_v
                 slope_out[e] = (vt - v - mismatch) * slope_scale
-                if energy:
-                    current = z[e] * current_scale
-                    joule += abs(current * v) + abs((current + delta_i) * vt)
-            if energy:
+                vt_row[j] = vt
+            if energy:  # |I V| + |(I + dI) V_twin| in a loop of its own, which vectorises
+                joule = np.float32(0.0)
+                for jj in range(n):
+                    j = u(jj)
+                    current = z[row + j] * current_scale
+                    joule += abs(current * y_out[row + j] * v_scale) + abs((current + delta_i) * vt_row[j])
                 joule_rows[b] = joule
         return outside
 
@@ -115,8 +120,8 @@ class FusedAFD:
 
     ``table`` is the group's :class:`~spinlearn.devices.mtj.CurveTable` (neurons at ``I``, twins at
     ``I + dI``), ``calibration`` the layer's :class:`~spinlearn.learning.afd.TwinCalibration`.
-    Memory: a second copy of both tables, with each interval's numbers for all neurons contiguous
-    (4 MiB for a 256-wide layer at the default grid).
+    Memory: a second copy of both curve tables, each interval's numbers for all neurons contiguous
+    (4 MiB for a 256-wide layer at the default grid), and of the calibration (0.5 MiB).
     """
 
     def __init__(self, backend, table, calibration, i_scale_a: float, v_scale_v: float, delta_i_a: float):
@@ -138,7 +143,7 @@ class FusedAFD:
         self._sigma = f32(backend.params.read_noise_v)
         self._inv_v = f32(1.0 / v_scale_v)
         self._slope_scale = f32(i_scale_a / v_scale_v / delta_i_a)
-        self._current_scale, self._delta_i = f32(i_scale_a), f32(delta_i_a)
+        self._current_scale, self._v_scale, self._delta_i = f32(i_scale_a), f32(v_scale_v), f32(delta_i_a)
         self._no_joule = np.empty(0, np.float64)
 
     @staticmethod
@@ -178,8 +183,8 @@ class FusedAFD:
             z.numpy().reshape(-1), self._n, self._pos_scale, self._pos_offset, self._table,
             self._last, noise.numpy(), self._sigma, self._segments,
             self._cal_scale, self._cal_offset, self._cal_top, self._inv_v, self._slope_scale,
-            y.numpy().reshape(-1), slope.numpy().reshape(-1), energy, self._current_scale, self._delta_i,
-            joule_rows,
+            y.numpy().reshape(-1), slope.numpy().reshape(-1), energy, self._current_scale, self._v_scale,
+            self._delta_i, joule_rows,
         )  # fmt: skip
         if outside:
             return None
