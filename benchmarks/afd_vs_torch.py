@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from benchmarks import train_seconds
+from spinlearn.config import TrainConfig
 from spinlearn.energy import Ledger
 from spinlearn.experiments.mnist import CLASSES, MNISTConfig
 from spinlearn.hardware import SimulatedBackend
@@ -42,7 +43,7 @@ class Network:
 
     sizes: tuple[int, ...]
     batch: int
-    train: object  # a TrainConfig (optimizer, lr, momentum, weight decay)
+    train: TrainConfig
 
 
 def mnist_afd_network() -> Network:

@@ -136,7 +136,8 @@ class FusedAFD:
         # The grid position from z directly: I = z I_s, pos = I scale + offset.
         self._pos_scale = (table.scale * torch.tensor(i_scale_a, dtype=torch.float32)).numpy()
         self._pos_offset = table.offset.contiguous().numpy()
-        self._segments = calibration.segments().transpose(0, 1).contiguous().numpy().reshape(-1)  # the same
+        # The calibration interval-major too: (segment, neuron, value and rise).
+        self._segments = calibration.segments().transpose(0, 1).contiguous().numpy().reshape(-1)
         self._cal_scale = f32(i_scale_a / calibration.step_a)
         self._cal_offset = f32(-calibration.i_min_a / calibration.step_a)
         self._cal_top = f32(calibration.offsets_v.shape[0] - 2)
