@@ -30,19 +30,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-FAST_MATH = {"contract", "reassoc", "nsz", "arcp", "afn"}
+from spinlearn.learning._jit import FAST_MATH, compile_cached, follow_torch_threads
+
 _kernel = None  # compiled on first use: numba's import and compilation cost seconds
-_threads = 0  # numba's thread count as last set: torch's, so that one setting governs both
-
-
-def _follow_torch_threads() -> None:
-    global _threads
-    wanted = torch.get_num_threads()
-    if wanted != _threads:
-        import numba
-
-        numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
-        _threads = wanted
 
 
 def _compile(cache: bool = True):
@@ -56,7 +46,7 @@ def _compile(cache: bool = True):
 
     u = np.uint64
 
-    # fastmath without nnan/ninf: the grid test must see NaN and inf inputs
+    # fastmath without nnan/ninf (FAST_MATH): the grid test must see NaN and inf inputs
     @njit(parallel=True, fastmath=FAST_MATH, error_model="numpy", boundscheck=False, cache=cache)
     def afd_layer(z, n, pos_scale, pos_offset, table, last, noise, sigma, segments,
                   cal_scale, cal_offset, cal_top, inv_v, slope_scale, y_out,
@@ -166,11 +156,8 @@ class FusedAFD:
         drawn), and the caller's reference path takes over."""
         global _kernel
         if _kernel is None:
-            try:
-                _kernel = _compile()
-            except RuntimeError:  # numba found no writable cache directory: compile every process
-                _kernel = _compile(cache=False)
-        _follow_torch_threads()
+            _kernel = compile_cached(_compile)
+        follow_torch_threads()
         z = z.detach()
         if not z.is_contiguous():
             z = z.contiguous()

@@ -40,12 +40,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from spinlearn._fields import Validated, param
 from spinlearn.devices.domain_wall import DWPopulation, Pulse, move_walls, wall_steps
 from spinlearn.energy import Ledger
+from spinlearn.learning import sgld_fused
 from spinlearn.nn.dw import DWSynapses
 from spinlearn.nn.dw_bank import SynapseBank
 from spinlearn.noise import GaussianPool
@@ -180,6 +182,7 @@ class _WindowViews(NamedTuple):
     passive: torch.Tensor
     velocity: torch.Tensor
     diffusion: torch.Tensor
+    arrays: list[tuple[np.ndarray, ...]] | None  # per segment, for the fused step (CPU float32)
 
 
 class DWSGLD(_Langevin):
@@ -192,6 +195,9 @@ class DWSGLD(_Langevin):
     Counters (since construction): ``pulses`` (drift and pair pulses), ``pulse_energy_j`` and
     ``hot_fraction`` (share of weight updates whose drift pulses alone exceeded the target variance).
     With a ``ledger``, every step's pulses are booked there as ``dw_pulse``.
+
+    On the CPU in float32 each crossbar's update runs as one fused kernel (:mod:`.sgld_fused`);
+    ``fused=False``, CUDA and float64 run the same update as eager tensor passes.
     """
 
     def __init__(
@@ -202,8 +208,10 @@ class DWSGLD(_Langevin):
         data_size: int = 1,
         generator: torch.Generator | None = None,
         ledger: Ledger | None = None,
+        fused: bool = True,
     ) -> None:
         self.config = config or SGLDConfig()
+        self.fused = fused  # on the CPU in float32, the fused kernel (.sgld_fused); else eager passes
         super().__init__(params, lr, self.config.temperature, data_size, self.config.prior_std, generator)
         self.ledger = ledger
         # Each weight's wall steps take fresh pool numbers every step; a pool serves 32 times its
@@ -323,7 +331,20 @@ class DWSGLD(_Langevin):
                 bank.u[1, span],
                 bank.velocity[0, span],
                 bank.diffusion[0, span],
+                None,
             )
+            if self.fused and sgld_fused.applies(bank.u):  # numpy views of each segment, for the kernel
+                window_arrays = (
+                    bank.u[0, span],
+                    bank.u[1, span],
+                    bank.velocity[0, span],
+                    bank.diffusion[0, span],
+                )
+                arrays = [
+                    (*(a[seg.window].numpy() for a in window_arrays), param.numpy())
+                    for seg, (_, param) in zip(segments, views.segments, strict=True)
+                ]
+                views = self._views[key] = views._replace(arrays=arrays)
         return views
 
     def _plan(self, delta: float, variance: float, synapses, lr: float) -> _Plan:
@@ -376,6 +397,13 @@ class DWSGLD(_Langevin):
         count, energy, largest_code = 0, 0.0, 2 ** (cfg.bits - 1) - 1
         for w, segments in enumerate(bank.windows):
             views = self._window(bank, w, plans)
+            if views.arrays is not None:
+                window_count, window_energy = self._program_fused(
+                    bank, views, segments, plans, flat_grads, diffuse, clamp_pairs, linear
+                )
+                count += window_count
+                energy += window_energy
+                continue
             codes, n, pairs = views.scratch
             for seg, (c, _) in zip(segments, views.segments, strict=True):
                 plan = plans[seg.index]
@@ -430,6 +458,38 @@ class DWSGLD(_Langevin):
             for i, plan in enumerate(plans):
                 if plan is not None:
                     bank.params[i].detach().copy_(bank.synapses[i].weight())
+        return count, energy
+
+    def _program_fused(
+        self,
+        bank: SynapseBank,
+        views: _WindowViews,
+        segments,
+        plans,
+        flat_grads,
+        diffuse,
+        clamp_pairs,
+        linear,
+    ) -> tuple[int, float]:
+        """One window of :meth:`_program` in the fused kernel (:mod:`.sgld_fused`), a segment at a
+        time: the same pool window, so the same noise as the eager passes."""
+        noise = self.noise.take((views.active.numel(),)).numpy()
+        half, edge = 0.5 * bank.dw_params.track_length_m, bank.dw_params.edge_length_m
+        counts = np.empty(3, np.int64)
+        count, energy = 0, 0.0
+        for seg, arrays in zip(segments, views.arrays, strict=True):
+            plan = plans[seg.index]
+            if plan is None:
+                continue
+            sgld_fused.program_segment(
+                arrays, flat_grads[seg.index][seg.flat], noise[seg.window], plan, diffuse, clamp_pairs,
+                float(self.config.pairs), half, edge, linear, counts,
+            )  # fmt: skip
+            drift, hot, pairs = (int(v) for v in counts)
+            self._hot += hot
+            pair_pulses = 2 * pairs if diffuse else 0
+            count += drift + pair_pulses
+            energy += drift * plan.push_energy_j + pair_pulses * plan.pair_energy_j
         return count, energy
 
 
