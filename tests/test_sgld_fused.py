@@ -6,6 +6,7 @@ import torch
 from spinlearn.devices.domain_wall import DomainWall, DWParams
 from spinlearn.learning import _jit, sgld_fused
 from spinlearn.learning.sgld import DWSGLD, SGLDConfig
+from spinlearn.nn import dw_bank
 from spinlearn.nn.dw import DWLinear
 
 HALF = DWParams().track_length_m / 2
@@ -30,24 +31,42 @@ def _crossbars(params: DWParams, seed: int = 0) -> list[DWLinear]:
     return layers
 
 
-def _train(fused: bool, params: DWParams, config: SGLDConfig, grad_scale=1.0, steps=6, nan_layer=None):
+def _train(fused, params, config, grad_scale=1.0, steps=6, nan_in=None, zero_layer=None, skip_middle_every=0):
+    """Train :func:`_crossbars` on fixed random gradients. ``nan_in``: (layer, "weight" or "bias")
+    whose first gradient row is NaN; ``zero_layer``: a layer whose gradients are 0;
+    ``skip_middle_every``: the middle crossbar gets no gradient every that many steps."""
     layers = _crossbars(params)
     opt = DWSGLD([p for layer in layers for p in layer.parameters()], 1e-3, config, 1000, gen(3), fused=fused)
     grads = gen(7)
-    for _ in range(steps):
+    for step in range(steps):
         for k, layer in enumerate(layers[:2]):
-            for p in layer.parameters():
+            for name, p in layer.named_parameters():
                 p.grad = torch.randn(p.shape, generator=grads) * grad_scale
-                if k == nan_layer:
+                if nan_in == (k, name):
                     p.grad[0] = float("nan")
+                if k == zero_layer:
+                    p.grad.zero_()
+                if k == 1 and skip_middle_every and step % skip_middle_every == 0:
+                    p.grad = None
         opt.step()
     return layers, opt
 
 
+def _both(monkeypatch, *args, **kwargs):
+    """The same training fused and eager; asserts that the kernel ran in the first only."""
+    calls = []
+    kernel = sgld_fused.program_segment
+    monkeypatch.setattr(sgld_fused, "program_segment", lambda *a: calls.append(1) or kernel(*a))
+    fused = _train(True, *args, **kwargs)
+    assert calls
+    calls.clear()
+    eager = _train(False, *args, **kwargs)
+    assert not calls
+    return fused, eager
+
+
 def _assert_same(fused, eager, walls_atol=1e-6 * HALF):
     (layers_f, opt_f), (layers_e, opt_e) = fused, eager
-    assert opt_f._views and all(v.arrays is not None for v in opt_f._views.values())  # the kernel ran
-    assert all(v.arrays is None for v in opt_e._views.values())
     for lf, le in zip(layers_f, layers_e, strict=True):
         moved = lf.synapses.u - le.synapses.u
         assert float(moved.abs().max()) <= walls_atol
@@ -60,38 +79,76 @@ def _assert_same(fused, eager, walls_atol=1e-6 * HALF):
 
 
 @pytest.mark.parametrize("temperature", [0.1, 0.0])
-def test_fused_update_moves_the_walls_as_the_eager_passes_do(temperature):
+def test_fused_update_moves_the_walls_as_the_eager_passes_do(monkeypatch, temperature):
     """Same seeds, same pool numbers: walls (near the ends too) agree to float rounding, and the
     pulses, hot weights and energy are the same."""
     config = SGLDConfig(temperature=temperature, bits=6)
-    fused, eager = (_train(f, DWParams(), config) for f in (True, False))
+    fused, eager = _both(monkeypatch, DWParams(), config)
     _assert_same(fused, eager)
     layers = fused[0]
     assert float(layers[1].synapses.u[0].abs().max()) > HALF - 20e-9  # walls were held at the ends
     assert torch.equal(layers[2].weight, _crossbars(DWParams())[2].weight)  # no gradient: untouched
 
 
-def test_hot_weights_and_clamped_pairs_agree():
+def test_windows_rebalancing_and_a_crossbar_without_gradient_agree(monkeypatch):
+    """Banks split into windows of 777 weights, 19 steps (rebalances every 8), the middle crossbar
+    left without a gradient every third step."""
+    monkeypatch.setattr(dw_bank, "CHUNK", 777)
+    config = SGLDConfig(temperature=0.1, bits=6)
+    fused, eager = _both(monkeypatch, DWParams(), config, steps=19, skip_middle_every=3)
+    assert sum(len(bank.windows) for bank in fused[1]._banks[0][1]) > 3
+    _assert_same(fused, eager)
+
+
+def test_hot_weights_and_clamped_pairs_agree(monkeypatch):
     """Noisy drift pulses: pairs would go negative (clamped to 0) and weights run hot."""
     params = DWParams(diffusion_m2_per_s=2e-8)
     config = SGLDConfig(temperature=1e-3, bits=6)
-    fused, eager = (_train(f, params, config, grad_scale=5.0) for f in (True, False))
+    fused, eager = _both(monkeypatch, params, config, grad_scale=5.0)
     assert 0 < fused[1].hot_fraction < 1
     _assert_same(fused, eager)
 
 
-def test_saturating_response_reads_back_through_the_device():
-    params = DWParams(response="saturating")
-    config = SGLDConfig(temperature=0.1)
-    _assert_same(*(_train(f, params, config) for f in (True, False)))
+def test_saturating_response_reads_back_through_the_device(monkeypatch):
+    _assert_same(*_both(monkeypatch, DWParams(response="saturating"), SGLDConfig(temperature=0.1)))
 
 
-def test_a_gradient_that_is_not_finite_sends_no_drift_in_either_path():
-    """A NaN gradient leaves no finite quantisation step: both paths send code 0 (diffusion only)."""
+@pytest.mark.parametrize("where", [(0, "weight"), (0, "bias")])
+def test_a_nan_in_a_crossbar_gradient_sends_it_no_drift_in_either_path(monkeypatch, where):
+    """A NaN in the weights' or only in the bias's gradient leaves the crossbar no finite
+    quantisation step: both paths send code 0 (diffusion only), and nothing turns NaN."""
     config = SGLDConfig(temperature=0.1)
-    fused, eager = (_train(f, DWParams(), config, nan_layer=0) for f in (True, False))
+    fused, eager = _both(monkeypatch, DWParams(), config, nan_in=where)
     _assert_same(fused, eager)
-    assert torch.isfinite(fused[0][0].weight).all()
+    assert torch.isfinite(fused[0][0].weight).all() and torch.isfinite(fused[0][0].synapses.u).all()
+    zero = _train(True, DWParams(), config, zero_layer=0)  # a zero gradient sends no drift either
+    for lf, lz in zip(fused[0], zero[0], strict=True):
+        assert torch.equal(lf.synapses.u, lz.synapses.u)
+    assert fused[1].pulses == zero[1].pulses
+
+
+def _drift_pulses(fused: bool, codes: torch.Tensor, bits: int, lr: float) -> int:
+    """Pulses of one update at temperature 0 whose quantisation step makes ``-codes`` the codes."""
+    layer = DWLinear(torch.zeros(1, codes.numel()), None, DomainWall(DWParams()), 64.0, gen())
+    opt = DWSGLD(layer.parameters(), lr, SGLDConfig(temperature=0.0, bits=bits), generator=gen(), fused=fused)
+    layer.weight.grad = codes.view(1, -1).clone()
+    opt.step()
+    return opt.pulses
+
+
+def test_codes_round_half_to_even_in_both_paths():
+    """lr 0.5 and a peak of 31 at 6 bits make the step 0.5 and the codes -grad exactly: the ties
+    2.5, 0.5, 1.5, -3.5 round to -2, 0, -2, 4 (half up would give 34 pulses, not 39)."""
+    grads = torch.tensor([31.0, 2.5, 0.5, 1.5, -3.5])
+    assert _drift_pulses(True, grads, 6, 0.5) == _drift_pulses(False, grads, 6, 0.5) == 39
+
+
+def test_drift_pulse_counts_are_exact_at_16_bits():
+    """Codes near 2^15 in 4096 weights: every block's count stays an exact float32 integer."""
+    codes = -(32767.0 - torch.arange(4096, dtype=torch.float32) % 7)
+    exact = int(codes.abs().to(torch.int64).sum())
+    assert exact > 1 << 24
+    assert _drift_pulses(True, codes, 16, 2.0**-10) == _drift_pulses(False, codes, 16, 2.0**-10) == exact
 
 
 def test_fused_applies_to_cpu_float32_only():

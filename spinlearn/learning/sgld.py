@@ -196,8 +196,8 @@ class DWSGLD(_Langevin):
     ``hot_fraction`` (share of weight updates whose drift pulses alone exceeded the target variance).
     With a ``ledger``, every step's pulses are booked there as ``dw_pulse``.
 
-    On the CPU in float32 each crossbar's update runs as one fused kernel (:mod:`.sgld_fused`);
-    ``fused=False``, CUDA and float64 run the same update as eager tensor passes.
+    On the CPU in float32 the update runs in a fused kernel (:mod:`.sgld_fused`), one call per
+    tensor and window; ``fused=False``, CUDA and float64 run the same update as eager tensor passes.
     """
 
     def __init__(
@@ -212,6 +212,7 @@ class DWSGLD(_Langevin):
     ) -> None:
         self.config = config or SGLDConfig()
         self.fused = fused  # on the CPU in float32, the fused kernel (.sgld_fused); else eager passes
+        # (read at every step, so that it can be switched between steps)
         super().__init__(params, lr, self.config.temperature, data_size, self.config.prior_std, generator)
         self.ledger = ledger
         # Each weight's wall steps take fresh pool numbers every step; a pool serves 32 times its
@@ -262,7 +263,15 @@ class DWSGLD(_Langevin):
         keys = [getattr(banks[b].params[i], "crossbar", banks[b].params[i]) for b, i in live]
         peaks: dict[object, float] = {}
         for k, key in enumerate(keys):
-            peaks[key] = max(peaks.get(key, 0.0), -extremes[2 * k], extremes[2 * k + 1])
+            peak = max(peaks.get(key, 0.0), -extremes[2 * k], extremes[2 * k + 1])
+            # a NaN anywhere in the crossbar's gradient makes its peak NaN (max() would drop it), and
+            # a peak that is not finite sends no drift (code_step)
+            nan = (
+                math.isnan(extremes[2 * k])
+                or math.isnan(extremes[2 * k + 1])
+                or math.isnan(peaks.get(key, 0.0))
+            )
+            peaks[key] = math.nan if nan else peak
         plans: list[list[_Plan | None]] = [[None] * len(bank.params) for bank in banks]
         shared: dict[object, _Plan] = {}
         for (b, i), key in zip(live, keys, strict=True):
@@ -333,7 +342,7 @@ class DWSGLD(_Langevin):
                 bank.diffusion[0, span],
                 None,
             )
-            if self.fused and sgld_fused.applies(bank.u):  # numpy views of each segment, for the kernel
+            if sgld_fused.applies(bank.u):  # numpy views of each segment, for the kernel
                 window_arrays = (
                     bank.u[0, span],
                     bank.u[1, span],
@@ -397,7 +406,7 @@ class DWSGLD(_Langevin):
         count, energy, largest_code = 0, 0.0, 2 ** (cfg.bits - 1) - 1
         for w, segments in enumerate(bank.windows):
             views = self._window(bank, w, plans)
-            if views.arrays is not None:
+            if self.fused and views.arrays is not None:
                 window_count, window_energy = self._program_fused(
                     bank, views, segments, plans, flat_grads, diffuse, clamp_pairs, linear
                 )

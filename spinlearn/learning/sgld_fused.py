@@ -1,15 +1,17 @@
 r"""One DW-SGLD programming step of a crossbar's weights, fused into a single pass (CPU, numba).
 
-What it computes is, element for element, what :meth:`DWSGLD._program
-<spinlearn.learning.sgld.DWSGLD>` composes from eager passes on any device:
+What it computes is, element for element, what :class:`~spinlearn.learning.sgld.DWSGLD`'s
+``_program`` composes from eager passes on any device, for one tensor's part of a window (a call
+per tensor and window):
 
 1. the drift code :math:`c = \mathrm{round}(-\eta g / \Delta)` (:func:`~spinlearn.learning.sgld.quantise`'s
    rounding, half to even) and its :math:`n = |c|` drift pulses;
 2. the push-pull pairs :math:`p = \max(0, \mathrm{round}(P - \alpha n))` that top the drift pulses'
    own diffusion up to the Langevin variance, and the variance of the whole train
    :math:`n \sigma_d^2 + 2 p \sigma_p^2` (m\ :sup:`2`);
-3. the wall's free step :math:`c\,\mu\,v + \xi \sqrt{\mathrm{var}\,D}` with the device's velocity and
-   diffusion factors and a standard normal :math:`\xi` from the optimizer's pool
+3. the wall's free step :math:`c\,\mu\,v + \xi \sqrt{\mathrm{var}\,D}`, with :math:`\mu` the nominal
+   wall step of one drift pulse (m), :math:`v, D` the device's velocity and diffusion factors and
+   :math:`\xi` a standard normal number from the optimizer's pool
    (:func:`~spinlearn.devices.domain_wall.wall_steps`);
 4. the move, a step towards an end shrunk by :math:`\min(1, d/\lambda)` and the wall kept on the
    track (:func:`~spinlearn.devices.domain_wall.move_walls`);
@@ -22,9 +24,10 @@ Why: eagerly these are some 20 elementwise passes over every weight, and a pass 
 microseconds besides its arithmetic, which made a DW-SGLD step about 2x a plain SGD step on
 ``mnist-dw-sgld``'s MLP (``benchmarks/dw_sgld_vs_sgd.py``). Here each weight is read once.
 
-It applies on the CPU in float32; anywhere else (CUDA, float64) the eager passes run. The two agree
-to float rounding on the same pool numbers (``tests/test_sgld_fused.py``): the step is computed as
-:math:`\xi\sqrt{\cdot}` here and as :math:`\xi / \mathrm{rsqrt}(\cdot)` there.
+It applies on the CPU in float32; anywhere else (CUDA, float64) the eager passes run. On the same
+pool numbers the two send the same pulses, and the walls agree to float rounding
+(``tests/test_sgld_fused.py``): the step is computed as :math:`\xi\sqrt{\cdot}` here and as
+:math:`\xi / \mathrm{rsqrt}(\cdot)` there.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import torch
 
 from spinlearn.learning._jit import FAST_MATH, compile_cached, follow_torch_threads
 
-BLOCK = 4096  # weights per parallel block: its pulse counts (<= 4096 x 2^15) stay exact in float32
+BLOCK = 512  # weights per parallel block: its pulse counts (<= 512 x (2^15 - 1) < 2^24) stay exact in float32
 _kernel = None  # compiled on first use
 
 
@@ -112,7 +115,7 @@ def program_segment(arrays: tuple, grad: torch.Tensor, noise: np.ndarray, plan, 
     f32 = np.float32
     if plan.scale:
         grad = grad.numpy()
-    else:  # no drift to send (the gradient is 0, or not finite): the eager passes send code 0 too
+    else:  # no drift to send (the crossbar's gradient is 0, or has a NaN or inf): eager sends code 0 too
         grad = np.zeros(len(noise), np.float32)
     _kernel(
         grad, active, passive, velocity, diffusion, noise, param, f32(plan.scale), f32(plan.unit_m),

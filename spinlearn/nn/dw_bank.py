@@ -1,7 +1,8 @@
 """SynapseBank: the domain-wall pairs behind several weight tensors, side by side in one storage.
 
-Why: a DW-SGLD update (:class:`spinlearn.learning.sgld.DWSGLD`) is some 20 elementwise passes, and on
-a CPU each pass costs a fixed few microseconds besides its arithmetic, so a 2,570-weight tensor's
+Why: an eager DW-SGLD update (:class:`spinlearn.learning.sgld.DWSGLD` unfused, or off the CPU) is
+some 20 elementwise passes, and on a CPU each pass costs a fixed few microseconds besides its
+arithmetic, so a 2,570-weight tensor's
 update cost half as much as a 200,000-weight one's. A bank holds the walls and device factors of
 consecutive tensors in flat buffers, so one set of passes updates all of them; only the few
 operations that need a tensor's own scales (its quantisation step, its pulse widths) run per tensor.
