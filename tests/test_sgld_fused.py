@@ -171,15 +171,28 @@ def test_kernel_compiles_without_a_cache_directory(monkeypatch):
     assert sgld_fused._kernel is not None
 
 
-def test_numba_follows_torch_thread_count(monkeypatch):
+def test_numba_follows_torch_thread_count_in_every_thread():
+    """numba keeps a thread count per Python thread, torch one per process: a worker thread that
+    runs a kernel must set its own."""
+    import threading
+
     import numba
 
     before = torch.get_num_threads()
-    monkeypatch.setattr(_jit, "_threads", 0)
+    seen = {}
+
+    def worker():
+        _jit.follow_torch_threads()
+        seen["numba"] = numba.get_num_threads()
+
     try:
         torch.set_num_threads(1)
         _jit.follow_torch_threads()
         assert numba.get_num_threads() == 1
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert seen["numba"] == 1
     finally:
         torch.set_num_threads(before)
         _jit.follow_torch_threads()

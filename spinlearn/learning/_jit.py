@@ -3,22 +3,26 @@ the thread count they follow, and a compile that falls back to no disk cache."""
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 # fast-math without nnan/ninf: the kernels must see NaN and inf inputs as they are
 FAST_MATH = {"contract", "reassoc", "nsz", "arcp", "afn"}
-_threads = 0  # numba's thread count as last set: torch's, so that one setting governs both
+# numba's thread count as last set, per Python thread: numba keeps one per thread (torch one per
+# process), and asking numba costs 2 us a call
+_set = threading.local()
 
 
 def follow_torch_threads() -> None:
-    """Give numba torch's thread count (a no-op when it has not changed since the last call)."""
-    global _threads
+    """Give numba, in the calling thread, torch's thread count, so that one setting governs both
+    (a no-op when it has not changed since this thread's last call)."""
     wanted = torch.get_num_threads()
-    if wanted != _threads:
+    if getattr(_set, "threads", 0) != wanted:
         import numba
 
         numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
-        _threads = wanted
+        _set.threads = wanted
 
 
 def compile_cached(factory):
