@@ -263,15 +263,10 @@ class DWSGLD(_Langevin):
         keys = [getattr(banks[b].params[i], "crossbar", banks[b].params[i]) for b, i in live]
         peaks: dict[object, float] = {}
         for k, key in enumerate(keys):
-            peak = max(peaks.get(key, 0.0), -extremes[2 * k], extremes[2 * k + 1])
-            # a NaN anywhere in the crossbar's gradient makes its peak NaN (max() would drop it), and
-            # a peak that is not finite sends no drift (code_step)
-            nan = (
-                math.isnan(extremes[2 * k])
-                or math.isnan(extremes[2 * k + 1])
-                or math.isnan(peaks.get(key, 0.0))
-            )
-            peaks[key] = math.nan if nan else peak
+            prior, low, high = peaks.get(key, 0.0), extremes[2 * k], extremes[2 * k + 1]
+            # max() drops a NaN that is not its first argument, so any NaN is kept by hand: a peak
+            # that is not finite sends the crossbar no drift (code_step)
+            peaks[key] = math.nan if math.isnan(prior + high - low) else max(prior, -low, high)
         plans: list[list[_Plan | None]] = [[None] * len(bank.params) for bank in banks]
         shared: dict[object, _Plan] = {}
         for (b, i), key in zip(live, keys, strict=True):
@@ -343,12 +338,7 @@ class DWSGLD(_Langevin):
                 None,
             )
             if sgld_fused.applies(bank.u):  # numpy views of each segment, for the kernel
-                window_arrays = (
-                    bank.u[0, span],
-                    bank.u[1, span],
-                    bank.velocity[0, span],
-                    bank.diffusion[0, span],
-                )
+                window_arrays = (views.active, views.passive, views.velocity, views.diffusion)
                 arrays = [
                     (*(a[seg.window].numpy() for a in window_arrays), param.numpy())
                     for seg, (_, param) in zip(segments, views.segments, strict=True)
