@@ -1,10 +1,14 @@
-"""The ``spinlearn`` command line. Exit codes: 0 success, 2 bad input, 130 interrupted, 1 anything else."""
+"""The ``spinlearn`` command line. Exit codes: 0 success, 2 bad input, 1 anything else; interrupted:
+130 (Ctrl-C), 143 (SIGTERM), 129 (SIGHUP)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from spinlearn.errors import SpinlearnError, TrainingDiverged, UserInputError
 
@@ -41,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output directory (default runs/NAME)")
     run.add_argument("--device", default="cpu", help="cpu or cuda")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoints (same config): finished seeds are kept, "
+        "an unfinished one goes on after its last complete epoch",
+    )
     run.add_argument(
         "--backend",
         default="simulated",
@@ -82,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--points", type=int, default=61, help="currents per device over +/- max_current_a")
     cal.add_argument("--repeats", type=int, default=4, help="sweeps averaged (their spread: read noise)")
     cal.add_argument("--plot", help="I-V and residual plot (default: OUT with .png)")
+    cal.add_argument("--quiet", action="store_true", help="no progress bar")
     _visa_library_arg(cal)
 
     energy = sub.add_parser("energy", help="a run's energy: device training vs digital baseline")
@@ -156,6 +167,7 @@ def cmd_run(args) -> int:
         backend=args.backend,
         resource=args.resource,
         visa_library=args.visa_library,
+        resume=args.resume,
     )
     for name, value in summary["metrics"].items():
         if name + "_mean" in summary["metrics"]:
@@ -217,9 +229,6 @@ def _fault_spec(items: list[str]) -> dict[str, int]:
 
 
 def cmd_instrument(args) -> int:
-    import signal
-    import threading
-
     from spinlearn.devices.mtj import MTJParams
     from spinlearn.errors import ConfigError
     from spinlearn.hardware.profile import DeviceProfile
@@ -282,18 +291,21 @@ def cmd_calibrate(args) -> int:
 
     from spinlearn.hardware.calibration import calibrate
     from spinlearn.hardware.profile import DeviceProfile
+    from spinlearn.runner import progress_bar
 
     limits = DeviceProfile.load(args.profile) if args.profile else DeviceProfile.default()
     plot = args.plot or str(Path(args.out).with_suffix(".png"))
-    profile, fits, record = calibrate(
-        args.resource,
-        limits,
-        args.out,
-        plot=plot,
-        points=args.points,
-        repeats=args.repeats,
-        visa_library=args.visa_library,
-    )
+    with progress_bar("calibrate (sweeps)", args.repeats, args.quiet) as advance:
+        profile, fits, record = calibrate(
+            args.resource,
+            limits,
+            args.out,
+            plot=plot,
+            points=args.points,
+            repeats=args.repeats,
+            visa_library=args.visa_library,
+            progress=advance,
+        )
     print(f"{record['identity']} on {args.resource}: {len(fits)} devices, {record['readings']} readings")
     print(f"{'device':<18}{'R_P ohm':>10}{'TMR0':>8}{'I0 uA':>9}{'Is uA':>8}{'V_h V':>8}{'rms mV':>8}")
     for k, fit in enumerate(fits):
@@ -325,19 +337,59 @@ COMMANDS = {
 }
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program stands, as Ctrl-C raises KeyboardInterrupt."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: Long commands: a signal ends them as Ctrl-C does.
+INTERRUPTIBLE = ("run", "calibrate", "reproduce")
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, timeout, SLURM's scancel, systemd) and SIGHUP (a closed terminal) end a long
+    command as Ctrl-C does: every ``finally`` on the way out runs, so an instrument's source output
+    goes off and the checkpoint of the last complete epoch stays for ``--resume``. Repeats of the
+    signal while that happens are ignored. Exit code 128 + the signal's number."""
+    caught = (signal.SIGTERM, signal.SIGHUP)
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def handler(signum: int, frame) -> None:
+        for sig in caught:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in caught}
+    try:
+        yield
+    finally:
+        for sig, action in previous.items():
+            signal.signal(sig, action)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        if args.command not in INTERRUPTIBLE:
+            return COMMANDS[args.command](args)
+        with signals_interrupt():
+            return COMMANDS[args.command](args)
     except UserInputError as exc:
         print(f"spinlearn: error: {exc}", file=sys.stderr)
         return 2
     except TrainingDiverged as exc:
         print(f"spinlearn: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("spinlearn: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"spinlearn: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except SpinlearnError as exc:
         print(f"spinlearn: {exc}", file=sys.stderr)
         return 1

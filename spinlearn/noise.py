@@ -57,9 +57,33 @@ class GaussianPool:
             exact,
         )
         self._pool: torch.Tensor | None = None
+        self._pool_origin: torch.Tensor | None = None  # generator state the pool was drawn from
         self._handed_out = 0
 
+    def state_dict(self) -> dict:
+        """Where the pool stands, without the pool itself: the generator state it was drawn from
+        (it is drawn again from that on restore), its size, how much of it was handed out, and the
+        offsets drawn ahead. A few kB instead of the pool's 16 MiB or more."""
+        return {
+            "origin": self._pool_origin,
+            "size": 0 if self._pool is None else len(self._pool),
+            "handed_out": self._handed_out,
+            "uniforms": list(self._uniforms),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["origin"] is None:
+            self._pool = self._pool_origin = None
+        else:
+            redraw = torch.Generator(device=self.generator.device)
+            redraw.set_state(state["origin"])
+            self._pool = torch.randn(state["size"], generator=redraw, device=redraw.device, dtype=self.dtype)
+            self._pool_origin = state["origin"]
+        self._handed_out = state["handed_out"]
+        self._uniforms = list(state["uniforms"])
+
     def _draw(self, size: int) -> None:
+        self._pool_origin = self.generator.get_state()
         self._pool = torch.randn(
             size, generator=self.generator, device=self.generator.device, dtype=self.dtype
         )

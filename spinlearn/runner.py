@@ -1,7 +1,8 @@
 """Run an experiment over seeds, aggregate, and write the run directory.
 
 ``OUT/config.yaml`` (written first), ``OUT/metrics.jsonl`` (one line per epoch per seed, rewritten
-after every epoch), ``OUT/summary.json`` and PNG plots, all written atomically.
+after every epoch), ``OUT/checkpoints/seed<S>.pt`` (rewritten after every epoch; what ``--resume``
+continues from), ``OUT/summary.json`` and PNG plots, all written atomically.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -17,24 +19,42 @@ from typing import Any
 
 import torch
 
-from spinlearn import __version__
+from spinlearn import __version__, checkpoint
+from spinlearn.checkpoint import Checkpoint
 from spinlearn.config import dump_yaml
 from spinlearn.energy import breakdown
 from spinlearn.errors import UserInputError
+from spinlearn.experiments.common import profile_calibration_range
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult
 from spinlearn.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from spinlearn.plots import energy_bars as energy_plot
 
 MAX_SEED = 2**32 - 1  # what scikit-learn's random_state accepts
+CHECKPOINTS = "checkpoints"  # the run directory's folder of per-seed checkpoints
 
 
-def prepare_out_dir(out: Path) -> None:
-    """Create ``out`` and drop a previous run's summary and metrics, so a failed re-run cannot leave
-    them beside a new config."""
+def prepare_out_dir(out: Path, resume: bool = False, config_text: str | None = None) -> None:
+    """Create ``out`` and drop a previous run's summary, metrics and checkpoints, so a failed re-run
+    cannot leave them beside a new config. With ``resume`` keep the checkpoints, after checking
+    that ``out`` holds a run of the same config (``config_text``)."""
+    if resume:
+        try:
+            earlier = (out / "config.yaml").read_text()
+        except OSError:
+            raise UserInputError(
+                f"--resume: {out} holds no run to resume (no config.yaml); run without --resume"
+            ) from None
+        if config_text is not None and earlier != config_text:
+            raise UserInputError(
+                f"--resume: {out} holds a run of another config; give the same --set/--config, "
+                "or run without --resume to start afresh"
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name in ("summary.json", "metrics.jsonl"):
             (out / name).unlink(missing_ok=True)
+        if not resume:
+            shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     except OSError as exc:
         raise UserInputError(f"cannot use output directory {out}: {exc.strerror or exc}") from None
     if not os.access(out, os.W_OK):
@@ -49,13 +69,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def aggregate(results: list[SeedResult]) -> dict[str, float]:
-    """For every metric: ``<metric>`` and ``<metric>_mean`` (mean over seeds) and ``<metric>_std``
-    (sample std, 0 for one seed). The plain name lets single-run figures such as ``cosine_best`` be
-    read under the name their experiment gives them."""
+def aggregate(results: list[SeedResult], field: str = "metrics") -> dict[str, float]:
+    """For every metric (or other ``field`` of the results): ``<metric>`` and ``<metric>_mean``
+    (mean over seeds) and ``<metric>_std`` (sample std, 0 for one seed). The plain name lets
+    single-run figures such as ``cosine_best`` be read under the name their experiment gives them."""
     out: dict[str, float] = {}
-    for name in results[0].metrics:
-        values = [float(r.metrics[name]) for r in results]
+    for name in getattr(results[0], field):
+        values = [float(getattr(r, field)[name]) for r in results]
         mean = sum(values) / len(values)
         var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
         out[name] = mean
@@ -69,11 +89,46 @@ def aggregate_energy(results: list[SeedResult]) -> dict[str, float]:
     return {k: sum(r.energy[k] for r in results) / len(results) for k in results[0].energy}
 
 
+def seed_checkpoint(
+    experiment: Experiment, config_text: str, out: Path, seed: int, resume: bool, records: list[dict]
+) -> tuple[Checkpoint, dict[str, Any] | None]:
+    """The seed's checkpoint, and its finished result when an earlier run completed the seed."""
+    path = out / CHECKPOINTS / f"seed{seed}.pt"
+    meta = {
+        "format": checkpoint.FORMAT,
+        "experiment": experiment.name,
+        "config": config_text,
+        "seed": seed,
+        "spinlearn_version": __version__,
+    }
+    saved = checkpoint.load(path, meta) if resume and path.exists() else None
+    ckpt = Checkpoint(path, meta, saved, records)
+    return ckpt, (saved or {}).get("result")
+
+
+def _result_record(result: SeedResult, described: dict[str, Any] | None) -> dict[str, Any]:
+    return checkpoint.encode(
+        {
+            "metrics": result.metrics,
+            "history": result.history,
+            "artifacts": result.artifacts,
+            "energy": result.energy,
+            "timings": result.timings,
+            "backend": described,
+        }
+    )
+
+
+def _from_record(record: dict[str, Any]) -> tuple[SeedResult, dict[str, Any] | None]:
+    r = checkpoint.decode(record)
+    return SeedResult(r["metrics"], r["history"], r["artifacts"], r["energy"], r["timings"]), r["backend"]
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Any]:
     """A rich progress bar on a terminal; a no-op when quiet or when stderr is not a TTY."""
     if quiet or not sys.stderr.isatty():
-        yield lambda: None
+        yield lambda steps=1: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -85,7 +140,7 @@ def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Any]:
         transient=True,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
+        yield lambda steps=1: bar.advance(task, steps)
 
 
 def check_backend(backend: str, resource: str | None) -> None:
@@ -126,12 +181,18 @@ def run_experiment(
     backend: str = "simulated",
     resource: str | None = None,
     visa_library: str = "@py",
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run seeds ``seed .. seed + n_seeds - 1``, write the run directory, return the summary.
 
     ``backend`` names where the devices are (``hardware.BACKENDS``); an instrument backend takes
     the VISA ``resource``. Every backend a seed opens is closed when the seed ends, however it ends
     (an instrument's output goes off), and its description lands in the summary as ``backend``.
+
+    Every seed checkpoints at the end of each epoch (``OUT/checkpoints/seed<S>.pt``,
+    :mod:`spinlearn.checkpoint`). With ``resume``, ``out_dir`` must hold a run of the same config:
+    finished seeds are taken from their checkpoints, an unfinished one continues after its last
+    complete epoch, and the metrics are those of an uninterrupted run.
     """
     check_backend(backend, resource)
     if n_seeds < 1:
@@ -140,19 +201,36 @@ def run_experiment(
         raise UserInputError(f"seeds must lie in 0..{MAX_SEED}, got {seed}..{seed + n_seeds - 1}")
     torch_device = resolve_device(device)
     out = Path(out_dir)
-    prepare_out_dir(out)
-    write_text_atomic(out / "config.yaml", dump_yaml(config))
+    config, derived = profile_calibration_range(config)
+    if derived and not quiet:
+        print(f"spinlearn: {derived}", file=sys.stderr)
+    config_text = dump_yaml(config)
+    prepare_out_dir(out, resume, config_text)
+    write_text_atomic(out / "config.yaml", config_text)
     started = time.perf_counter()
     results: list[SeedResult] = []
-    records: list[dict] = []
+    per_seed_records: list[list[dict]] = []
     described: dict[str, Any] | None = None
-    total = n_seeds * experiment.epochs_of(config)
-    with progress_bar(experiment.name, total, quiet) as advance:
+    epochs = experiment.epochs_of(config)
+    with progress_bar(experiment.name, n_seeds * epochs, quiet) as advance:
         for s in range(seed, seed + n_seeds):
+            records: list[dict] = []
+            per_seed_records.append(records)
+            ckpt, finished = seed_checkpoint(experiment, config_text, out, s, resume, records)
+            if records:  # a resumed seed's epochs so far
+                write_jsonl_atomic(out / "metrics.jsonl", [r for rs in per_seed_records for r in rs])
+            if finished is not None:
+                result, seed_described = _from_record(finished)
+                described = seed_described or described
+                results.append(result)
+                advance(epochs)
+                continue
+            advance(min(len(records), epochs))
 
-            def on_epoch(record: dict, s: int = s) -> None:
+            def on_epoch(record: dict, s: int = s, records: list[dict] = records) -> None:
                 records.append({"seed": s, **record})
-                write_jsonl_atomic(out / "metrics.jsonl", records)  # progress visible during long runs
+                # progress visible during long runs
+                write_jsonl_atomic(out / "metrics.jsonl", [r for rs in per_seed_records for r in rs])
                 advance()
 
             ctx = RunContext(
@@ -163,14 +241,18 @@ def run_experiment(
                 backend=backend,
                 resource=resource,
                 visa_library=visa_library,
+                checkpoint=ckpt,
             )
             try:
                 result = experiment.run(config, ctx)
-                described = record_backends(ctx, result, experiment.name) or described
+                seed_described = record_backends(ctx, result, experiment.name)
+                described = seed_described or described
             finally:
                 for opened in ctx.backends:
                     opened.close()
+            ckpt.save(result=_result_record(result, seed_described))
             results.append(result)
+    write_jsonl_atomic(out / "metrics.jsonl", [r for rs in per_seed_records for r in rs])
     plots = experiment.plot(results, config, out) if experiment.plot else []
     energy = aggregate_energy(results) if results[0].energy else None
     if energy:
@@ -186,6 +268,7 @@ def run_experiment(
         "seeds": list(range(seed, seed + n_seeds)),
         "per_seed": {k: [r.metrics[k] for r in results] for k in results[0].metrics},
         "runtime_s": round(time.perf_counter() - started, 3),
+        **({"timing": aggregate(results, "timings")} if results[0].timings else {}),
         "device": torch_device.type,
         **({"energy": energy} if energy else {}),
         **({"backend": described} if described else {}),

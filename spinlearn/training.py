@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from spinlearn.checkpoint import Checkpoint
 from spinlearn.config import TrainConfig
 from spinlearn.energy import Ledger, digital_units, hidden_widths, linear_macs
 from spinlearn.errors import TrainingDiverged
@@ -74,6 +76,9 @@ def train_classifier(
     loss_fn: Callable[..., torch.Tensor] | None = None,
     soft_targets: torch.Tensor | None = None,
     ledger: Ledger | None = None,
+    checkpoint: Checkpoint | None = None,
+    stage: str = "train",
+    state: dict[str, Any] | None = None,
 ) -> list[dict]:
     """Train for ``cfg.epochs``; returns one record per epoch (also passed to ``on_epoch``).
 
@@ -81,6 +86,9 @@ def train_classifier(
     sample, e.g. a teacher's logits) the loss is ``loss_fn(logits, labels, soft_targets)``.
     With a ``ledger``, the digital work (MACs, digital activations) of training steps and test
     evaluations is booked in the ``train`` and ``evaluation`` phases; device reads book themselves.
+    With a ``checkpoint``, the loop is its ``stage``: model, optimizer, generator, ledger, history
+    and the objects in ``state`` (the backend behind the model's devices) are saved after every
+    epoch and, on resume, restored before the first epoch still to train.
     """
     ledger = ledger or Ledger()
     macs = linear_macs(model)
@@ -88,9 +96,11 @@ def train_classifier(
     loss_fn = loss_fn or nn.functional.cross_entropy
     x_train, y_train = train
     optimizer = make_optimizer(model, cfg)
-    history = []
+    history: list[dict] = []
     n = len(x_train)
-    for epoch in range(cfg.epochs):
+    objects = {"model": model, "optimizer": optimizer, "generator": generator, "ledger": ledger}
+    objects.update(history=history, **(state or {}))
+    for epoch in (checkpoint or Checkpoint()).epochs(stage, cfg.epochs, objects):
         lr = lr_at(epoch, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr

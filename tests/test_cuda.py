@@ -62,7 +62,7 @@ def test_cifar10_dw_resnet18_runs_full_width_on_cuda_and_reports_its_step_time(t
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["device"] == "cuda"
-    m = summary["metrics"]
-    assert m["dw_seconds_per_step_mean"] > 0 and m["float_sgld_seconds_per_step_mean"] > 0
-    dw, fl = m["dw_seconds_per_step_mean"], m["float_sgld_seconds_per_step_mean"]
+    t = summary["timing"]
+    assert t["dw_seconds_per_step_mean"] > 0 and t["float_sgld_seconds_per_step_mean"] > 0
+    dw, fl = t["dw_seconds_per_step_mean"], t["float_sgld_seconds_per_step_mean"]
     print(f"DW-SGLD step {dw:.4f} s, float SGLD step {fl:.4f} s")  # for the closing note: pytest -s

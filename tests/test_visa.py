@@ -258,10 +258,12 @@ def test_a_fitted_profile_also_refuses_biases_predicted_beyond_the_compliance(tm
 
 
 def test_the_afd_calibration_range_beyond_the_limits_is_refused_with_the_range_that_fits(tmp_path):
-    """iris-afd sweeps +/-32 I_s = +/-3.2 mA to calibrate: refused, and the message says what fits."""
+    """An explicit +/-32 I_s = +/-3.2 mA calibration sweep: refused, and the message says what fits
+    (left unset, the range is derived from the profile: test_calibrate_then_train_iris_...)."""
     profile_path = write_profile(tmp_path / "limits.yaml", DeviceProfile.default(16))
     exp = get("iris-afd")
-    cfg = config.build(exp.config_cls, exp.default_config(), None, {"device.profile": profile_path})
+    overrides = {"device.profile": profile_path, "afd.calibration_range": 32}
+    cfg = config.build(exp.config_cls, exp.default_config(), None, overrides)
     with bench(16) as (server, instrument):
         with pytest.raises(SafetyLimitError) as err:
             run_experiment(exp, cfg, tmp_path / "run", quiet=True, backend="visa", resource=server.resource)
@@ -413,42 +415,78 @@ def test_cli_exits_2_with_one_line_on_a_garbled_answer(tmp_path):
     assert events[-1] == "! output off"
 
 
-def test_ctrl_c_during_training_switches_the_output_off(tmp_path):
+SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143), "SIGHUP": (signal.SIGHUP, 129)}
+
+
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_a_signal_during_training_switches_the_output_off_and_resume_completes_the_run(tmp_path, name):
+    """Ctrl-C, kill (SIGTERM: also timeout, SLURM's scancel, systemd) or a closed terminal (SIGHUP):
+    the output goes off as the bench's last event, exit 128 + the signal, and --resume finishes."""
+    signum, code = SIGNALS[name]
     profile = write_profile(tmp_path / "limits.yaml", DeviceProfile.default(16))
     cmd = [sys.executable, "-m", "spinlearn", "run", "iris-afd", "--backend", "visa", "--quiet"]
-    cmd += [
-        "--set",
-        f"device.profile={profile}",
-        "--set",
-        "afd.calibration_range=8",
-        "--out",
-        str(tmp_path / "o"),
-    ]
-    with bench(16) as (server, instrument):
-        # Ctrl-C as in a terminal: SIGINT at its default even when the tests run as a background job
-        # (which starts children with SIGINT ignored, and Python then installs no handler for it).
+    cmd += ["--set", f"device.profile={profile}", "--set", "train.epochs=6", "--out", str(tmp_path / "o")]
+    with serve_cli(tmp_path, "--profile", profile) as (resource, log_file):
+        # SIGINT at its default even when the tests run as a background job (which starts children
+        # with SIGINT ignored, and Python then installs no handler for it).
         proc = subprocess.Popen(
-            [*cmd, "--resource", server.resource],
+            [*cmd, "--resource", resource],
             stderr=subprocess.PIPE,
             text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             deadline = time.monotonic() + 90
-            while instrument.readings < 20_000 and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.05)
-            assert instrument.readings >= 20_000, "the run never got going"
-            proc.send_signal(signal.SIGINT)
+            metrics = tmp_path / "o" / "metrics.jsonl"
+            while not metrics.exists() and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.02)  # the first epoch is done: the second is under way
+            assert metrics.exists() and proc.poll() is None, "the run never got going"
+            proc.send_signal(signum)
             _, stderr = proc.communicate(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=15)
-    log = list(instrument.log)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip() == "spinlearn: interrupted"
-    last_read = max(k for k, line in enumerate(log) if ":READ?" in line)
-    assert "! output off" in log[last_read:]
+        assert proc.returncode == code, stderr
+        assert stderr.strip().splitlines()[-1] == f"spinlearn: interrupted ({name})"
+        time.sleep(0.2)  # the server logs the last command it got before the connection closed
+        log = log_file.read_text().splitlines()
+        assert output_events(log)[-1] == "! output off"
+        last_read = max(k for k, line in enumerate(log) if ":READ?" in line)
+        assert "! output off" in log[last_read:]
+        done = spinlearn(*cmd[3:], "--resource", resource, "--resume", timeout=CLI_TIMEOUT_S)
+        assert done.returncode == 0, done.stderr
+    records = (tmp_path / "o" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert output_events(log_file.read_text().splitlines())[-1] == "! output off"
+
+
+def test_sigterm_during_calibrate_switches_the_output_off(tmp_path):
+    limits = write_profile(tmp_path / "limits.yaml", DeviceProfile.default(16))
+    with serve_cli(tmp_path, "--profile", limits) as (resource, log_file):
+        cal = ["calibrate", "--resource", resource, "--profile", limits, "--out", str(tmp_path / "p.yaml")]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spinlearn", *cal, "--repeats", "200", "--quiet"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while readings_in(log_file.read_text().splitlines()) < 5000 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None, "calibrate ended before the signal"
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=15)
+        time.sleep(0.2)  # the server logs the last command it got before the connection closed
+        log = log_file.read_text().splitlines()
+    assert proc.returncode == 143, stderr
+    assert stderr.strip() == "spinlearn: interrupted (SIGTERM)"
+    assert output_events(log)[-1] == "! output off"
+    assert not (tmp_path / "p.yaml").exists()
 
 
 # -- backend selection -----------------------------------------------------------------------------------
@@ -514,7 +552,7 @@ def test_calibrate_then_train_iris_through_instrument_serve(tmp_path):
 
         before = len(log_file.read_text().splitlines())
         run = ["run", "iris-afd", "--backend", "visa", "--resource", resource, "--quiet", "--seed", "1"]
-        run += ["--set", f"device.profile={profile}", "--set", "afd.calibration_range=8"]
+        run += ["--set", f"device.profile={profile}"]  # afd.calibration_range derived from its limits
         run += [
             "--set",
             "afd.calibration_reads=4",
@@ -526,6 +564,8 @@ def test_calibrate_then_train_iris_through_instrument_serve(tmp_path):
         done = spinlearn(*run, timeout=CLI_TIMEOUT_S)
         assert done.returncode == 0, done.stderr
     log = log_file.read_text().splitlines()
+    derived = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["afd"]["calibration_range"]
+    assert 0 < derived <= 32
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     metrics, backend = summary["metrics"], summary["backend"]
     assert metrics["test_accuracy_mean"] >= 0.9

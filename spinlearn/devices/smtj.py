@@ -507,6 +507,12 @@ class TelegraphNoise:
 
     __call__ = sample
 
+    def state_dict(self) -> dict:
+        return {"sign": self.sign}  # each node's telegraph state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sign = state["sign"].to(self.sign.device, self.sign.dtype)
+
 
 # ---------------------------------------------------------------------------------------------------
 # Measured traces
@@ -650,3 +656,9 @@ class TraceNoise:
         return self.trace[index]
 
     __call__ = sample
+
+    def state_dict(self) -> dict:
+        return {"position": self.position}  # where in the trace the next sample starts
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position = int(state["position"])

@@ -177,6 +177,21 @@ class TextureFilm:
         self.writes = self.reads = 0
         self.write_energy_j = self.read_energy_j = 0.0
 
+    def state_dict(self) -> dict:
+        """The texture and the film's counters (for checkpoints; the couplings are drawn again)."""
+        return {
+            "w": self.w,
+            "writes": self.writes,
+            "reads": self.reads,
+            "write_energy_j": self.write_energy_j,
+            "read_energy_j": self.read_energy_j,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.w.copy_(state["w"])
+        self.writes, self.reads = state["writes"], state["reads"]
+        self.write_energy_j, self.read_energy_j = state["write_energy_j"], state["read_energy_j"]
+
     def conductance(self) -> torch.Tensor:
         """True link conductances G (S), zero on the diagonal (no link)."""
         g = self.params.g0_s + self.params.half_span_s * self.w

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from spinlearn._fields import Validated, param
 from spinlearn.config import DeviceConfig
+from spinlearn.devices.mtj import MTJPopulation, voltage
 from spinlearn.energy import Ledger
+from spinlearn.errors import ConfigError
 from spinlearn.experiments.registry import RunContext
-from spinlearn.hardware import BACKENDS, Backend
-from spinlearn.learning.afd import AFDConfig
+from spinlearn.hardware import BACKENDS, Backend, DeviceProfile
+from spinlearn.hardware.visa import Bench
+from spinlearn.learning.afd import DEFAULT_CALIBRATION_RANGE, AFDConfig
 from spinlearn.nn import MTJActivation, mlp
 
 
@@ -22,6 +29,68 @@ class MLPConfig(Validated):
 
     hidden: tuple[int, ...] = param((16,), "widths of the hidden layers", ge=1, le=100_000, min_len=1)
     activation: str = param("mtj", "mtj (devices, AFD) or tanh (digital baseline)", choices=("mtj", "tanh"))
+
+
+def profile_calibration_range(cfg: Any) -> tuple[Any, str | None]:
+    """``cfg`` with ``afd.calibration_range`` derived from the device profile when the config names
+    a profile and leaves the range unset: the widest range (in units of I_s, at most the default)
+    that keeps every device of the profile within its limits, so that the documented two steps
+    (``spinlearn calibrate``, then ``run --backend visa --set device.profile=FILE``) work with
+    defaults. Returns the config and a line saying what was derived (None when nothing was)."""
+    afd, device = getattr(cfg, "afd", None), getattr(cfg, "device", None)
+    if not isinstance(afd, AFDConfig) or afd.calibration_range is not None:
+        return cfg, None
+    if not isinstance(device, DeviceConfig) or not device.profile:
+        return cfg, None
+    profile = DeviceProfile.load(device.profile)
+    params = profile.nominal or device.mtj().params
+    every = np.arange(len(profile.devices))
+    widest = min(
+        Bench(None, profile).safe_range(every, params.i0_a, params.current_scale_a),
+        _below_compliance(profile, params),
+    )
+    if widest <= 0:
+        raise ConfigError(
+            f"device profile {device.profile}: its limits leave no current range around I_0 = "
+            f"{params.i0_a:.3g} A to calibrate the twins in (afd.calibration: false skips it)"
+        )
+    chosen = min(widest, DEFAULT_CALIBRATION_RANGE)
+    note = f"afd.calibration_range = {chosen:g} (I_s), the widest the limits of {device.profile} allow"
+    return dataclasses.replace(cfg, afd=dataclasses.replace(afd, calibration_range=chosen)), note
+
+
+#: The calibration sweep keeps the voltage its devices are predicted to reach below this share of the
+#: compliance: the prediction (a fit, or the nominal device where the profile holds no fits) misses
+#: device-to-device spread and read noise, and a reading in compliance stops the run.
+COMPLIANCE_MARGIN = 0.8
+
+
+def _below_compliance(profile: DeviceProfile, params) -> float:
+    """Largest ``r`` (in I_s, 2 decimals, rounded down) for which every device's predicted voltage
+    at ``I_0 +/- r I_s`` stays within ``COMPLIANCE_MARGIN`` of its compliance."""
+    devices = profile.devices
+    fits = [e.fit or params for e in devices]
+    pop = MTJPopulation(
+        *(
+            torch.tensor([getattr(f, name) for f in fits], dtype=torch.float64)
+            for name in MTJPopulation._fields
+        )
+    )
+    allowed = COMPLIANCE_MARGIN * torch.tensor([e.limits.compliance_v for e in devices], dtype=torch.float64)
+
+    def fits_at(r: float) -> bool:
+        ends = torch.tensor(
+            [params.i0_a - r * params.current_scale_a, params.i0_a + r * params.current_scale_a]
+        )
+        return bool((voltage(ends[:, None].double(), pop).abs() <= allowed).all())
+
+    lo, hi = 0.0, DEFAULT_CALIBRATION_RANGE
+    if fits_at(hi):
+        return hi
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if fits_at(mid) else (lo, mid)
+    return math.floor(lo * 100) / 100
 
 
 def make_backend(

@@ -163,7 +163,12 @@ def run(cfg: DANPExperimentConfig, ctx: RunContext) -> SeedResult:
     variants = _variants(cfg, sizes, ctx)
     history: list[dict] = []
     batch = cfg.train.batch_size
-    for epoch in range(cfg.train.epochs):
+    state: dict = {"history": history}
+    for v in variants:
+        state[f"{v.name}.net"] = v.net
+        state.update({f"{v.name}.optimizer{k}": opt for k, opt in enumerate(v.optimizers)})
+        state.update({f"{v.name}.noise{k}": src for k, src in enumerate(v.net.noise_sources)})
+    for epoch in ctx.checkpoint.epochs("train", cfg.train.epochs, state):
         order = torch.randperm(len(x), generator=ctx.cpu_generator).to(x.device)
         record: dict = {"epoch": epoch + 1}
         for v in variants:

@@ -59,7 +59,7 @@ from spinlearn.learning.sgld import (
     nll,
     softmax_outputs,
 )
-from spinlearn.nn.dw import Layers
+from spinlearn.nn.dw import DWSynapses, Layers
 from spinlearn.nn.resnet import mlp, resnet18
 from spinlearn.training import check_finite, lr_at
 
@@ -199,8 +199,12 @@ def train_variant(
     )
     order = torch.Generator().manual_seed(ctx.seed + 1)
     x_eval, y_eval = d.test[0][: cfg.data.eval_subset or None], d.test[1][: cfg.data.eval_subset or None]
-    history, step, busy = [], 0, 0.0
-    for epoch in range(cfg.train.epochs):
+    history: list[dict] = []
+    clock = {"busy_s": 0.0}
+    state = {"model": model, "optimizer": optimizer, "order": order, "ledger": ledger, "posterior": posterior}
+    state.update(history=history, clock=clock, **_generators(model, optimizer))
+    for epoch in ctx.checkpoint.epochs(name, cfg.train.epochs, state):
+        step = epoch * steps_per_epoch
         lr = lr_at(epoch, cfg.train)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -218,7 +222,7 @@ def train_variant(
                 step += 1
                 posterior.observe(model, step)
                 total_loss += loss.detach() * len(idx)
-        busy += time.perf_counter() - start
+        clock["busy_s"] += time.perf_counter() - start
         mean_loss = total_loss / n
         try:
             check_finite(model, epoch + 1, mean_loss)
@@ -235,7 +239,15 @@ def train_variant(
         ctx.on_epoch({"variant": name, **record})
     final = softmax_outputs(model, d.test[0])
     samples = posterior.sample_outputs(model, d.test[0])
-    return Trained(history, final, samples, optimizer, busy / max(step, 1))
+    return Trained(history, final, samples, optimizer, clock["busy_s"] / max(total, 1))
+
+
+def _generators(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Generator]:
+    """The generators behind the model's devices (read noise) and the optimizer's noise."""
+    found = {id(m.generator): m.generator for m in model.modules() if isinstance(m, DWSynapses)}
+    if isinstance(getattr(optimizer, "generator", None), torch.Generator):
+        found[id(optimizer.generator)] = optimizer.generator
+    return {f"generator{k}": g for k, g in enumerate(found.values())}
 
 
 def scores(t: Trained, labels: torch.Tensor) -> dict[str, float]:
@@ -274,7 +286,7 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
     gap = ece_gap(dw.samples, labels, generator=torch.Generator().manual_seed(ctx.seed))
     metrics.update(zip(("ece_gap", "ece_gap_low", "ece_gap_high"), gap, strict=True))
     metrics.update(_dw_figures(dw.optimizer, steps))
-    metrics["dw_seconds_per_step"] = dw.seconds_per_step
+    timings = {"dw_seconds_per_step": dw.seconds_per_step}
     histories = {f"DW-SGLD ({cfg.sgld.bits} bit)": [dw.history]}
     reliability = {"DW one sample": dw.samples[-1], "DW posterior average": dw.samples.mean(0)}
     for kind, enabled in (("float_sgld", cfg.compare.float_sgld), ("sgd", cfg.compare.sgd)):
@@ -284,7 +296,7 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
         other = scores(t, labels)
         metrics[f"accuracy_{kind}"] = other["accuracy_final"]
         metrics[f"accuracy_{kind}_posterior"] = other["accuracy_posterior"]
-        metrics[f"{kind}_seconds_per_step"] = t.seconds_per_step
+        timings[f"{kind}_seconds_per_step"] = t.seconds_per_step
         for score in ("ece", "confidence_gap"):
             for way in ("single", "posterior"):
                 metrics[f"{score}_{kind}_{way}"] = other[f"{score}_{way}"]
@@ -296,7 +308,7 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
         "reliability": {k: v.cpu().numpy() for k, v in reliability.items()},
         "labels": labels.cpu().numpy(),
     }
-    return SeedResult(metrics, dw.history, artifacts)
+    return SeedResult(metrics, dw.history, artifacts, timings=timings)
 
 
 def run_sweep(cfg: DWConfig, ctx: RunContext) -> SeedResult:

@@ -114,7 +114,8 @@ def run_35(cfg: Hopfield35Config, ctx: RunContext) -> SeedResult:
         snapshots[epoch] = film.conductance().cpu()
         ctx.on_epoch(record)
 
-    hopfield.train_texture(film, patterns, cfg.train.epochs, evaluate)
+    state = {"film": film, "history": history, "snapshots": snapshots}
+    hopfield.train_texture(film, patterns, ctx.checkpoint.epochs("train", cfg.train.epochs, state), evaluate)
     reached = [r["epoch"] for r in history if r["recall_accuracy"] >= cfg.train.target]
     weights = film.read_weights()
     accuracy, exact, recalled = _accuracy(weights, probes, targets, cfg.recall, ctx.cpu_generator)
@@ -263,26 +264,25 @@ def largest_passing(rows: list[dict], x: str, key: str, threshold: float) -> flo
 def run_capacity(cfg: CapacityConfig, ctx: RunContext) -> SeedResult:
     sweep = cfg.capacity
     history: list[dict] = []
+    points = [(n, alpha) for n in sweep.sizes for alpha in sweep.alphas]
+    for k in ctx.checkpoint.epochs("points", len(points), {"history": history}):  # a point per "epoch"
+        n, alpha = points[k]
+        count = max(1, round(alpha * n))
+        patterns = random_patterns(count, n, ctx.cpu_generator, ctx.device)
+        shown = min(count, sweep.max_probes)
+        probes, index = hopfield.flip_probes(patterns[:shown], 1, sweep.flip, sweep.flip, ctx.cpu_generator)
+        record: dict = {"n": n, "alpha": alpha, "patterns": count}
+        for rule in sweep.rules:
+            weights = rule_weights(rule, patterns, cfg, ctx)
+            result = hopfield.recall(
+                weights, probes, cfg.recall.mode, ctx.cpu_generator, cfg.recall.max_sweeps
+            )
+            record[f"overlap_{rule}"] = float(hopfield.overlap(result.states, patterns[index]).mean())
+        history.append(record)
+        ctx.on_epoch(record)
     metrics: dict[str, float] = {}
     for n in sweep.sizes:
-        rows = []
-        for alpha in sweep.alphas:
-            count = max(1, round(alpha * n))
-            patterns = random_patterns(count, n, ctx.cpu_generator, ctx.device)
-            shown = min(count, sweep.max_probes)
-            probes, index = hopfield.flip_probes(
-                patterns[:shown], 1, sweep.flip, sweep.flip, ctx.cpu_generator
-            )
-            record: dict = {"n": n, "alpha": alpha, "patterns": count}
-            for rule in sweep.rules:
-                weights = rule_weights(rule, patterns, cfg, ctx)
-                result = hopfield.recall(
-                    weights, probes, cfg.recall.mode, ctx.cpu_generator, cfg.recall.max_sweeps
-                )
-                record[f"overlap_{rule}"] = float(hopfield.overlap(result.states, patterns[index]).mean())
-            rows.append(record)
-            history.append(record)
-            ctx.on_epoch(record)
+        rows = [r for r in history if r["n"] == n]
         for rule in sweep.rules:
             metrics[f"capacity_alpha_{rule}_n{n}"] = largest_passing(rows, "alpha", f"overlap_{rule}", 0.95)
     return SeedResult(metrics, history)
@@ -364,8 +364,8 @@ def _percent(value: float) -> str:
 def run_similar(cfg: SimilarityConfig, ctx: RunContext) -> SeedResult:
     sweep = cfg.similar
     history: list[dict] = []
-    metrics: dict[str, float] = {}
-    for similarity in sweep.similarities:
+    points = ctx.checkpoint.epochs("points", len(sweep.similarities), {"history": history})
+    for similarity in (sweep.similarities[k] for k in points):  # a point per "epoch"
         patterns = similar_patterns(
             sweep.n_patterns, sweep.n_nodes, similarity, ctx.cpu_generator, ctx.device
         )
@@ -380,9 +380,13 @@ def run_similar(cfg: SimilarityConfig, ctx: RunContext) -> SeedResult:
             record[f"recall_{rule}"] = _accuracy(
                 weights, probes, patterns[index], cfg.recall, ctx.cpu_generator
             )[0]
-            metrics[f"recall_{rule}_sim{_percent(similarity)}"] = record[f"recall_{rule}"]
         history.append(record)
         ctx.on_epoch(record)
+    metrics = {
+        f"recall_{rule}_sim{_percent(r['similarity'])}": r[f"recall_{rule}"]
+        for r in history
+        for rule in sweep.rules
+    }
     for rule in sweep.rules:
         metrics[f"max_similarity_{rule}"] = largest_passing(
             history, "similarity", f"recall_{rule}", cfg.train.target

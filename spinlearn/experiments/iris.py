@@ -47,7 +47,17 @@ def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
     sizes = [IRIS_FEATURES, *cfg.model.hidden, IRIS_CLASSES]
     with ledger.in_phase("calibration"):
         model = mtj_mlp(sizes, cfg.model.activation, backend, cfg.afd, ctx.device, ctx.cpu_generator)
-    history = train_classifier(model, train, test, cfg.train, ctx.cpu_generator, ctx.on_epoch, ledger=ledger)
+    history = train_classifier(
+        model,
+        train,
+        test,
+        cfg.train,
+        ctx.cpu_generator,
+        ctx.on_epoch,
+        ledger=ledger,
+        checkpoint=ctx.checkpoint,
+        state={"backend": backend} if backend is not None else None,
+    )
     metrics = {
         "test_accuracy": history[-1]["test_accuracy"],
         "train_accuracy": accuracy(model, *train),

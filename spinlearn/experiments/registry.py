@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from spinlearn.checkpoint import Checkpoint
 from spinlearn.errors import UserInputError
 
 
@@ -34,6 +35,7 @@ class SeedResult:
     history: list[dict] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)  # kept in memory for plots
     energy: dict[str, float] | None = None  # from energy.summarise, when the run measured it
+    timings: dict[str, float] = field(default_factory=dict)  # wall-clock figures: vary run to run
 
 
 @dataclass
@@ -41,7 +43,9 @@ class RunContext:
     """What an experiment's ``run`` gets besides its config: seed, device, generators, progress,
     and where its devices are (``backend``: a name of ``hardware.BACKENDS``; ``resource`` and
     ``visa_library`` for an instrument). Backends made for the run are kept in ``backends``: the
-    runner reads their description and instrument figures, and closes them."""
+    runner reads their description and instrument figures, and closes them. Every training loop
+    takes its epochs from ``checkpoint`` (:meth:`spinlearn.checkpoint.Checkpoint.epochs`), which
+    saves and, on ``--resume``, restores its state; the run's two generators are part of it."""
 
     seed: int
     device: torch.device
@@ -51,12 +55,14 @@ class RunContext:
     resource: str | None = None
     visa_library: str = "@py"
     backends: list[Any] = field(default_factory=list)
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
 
     def __post_init__(self) -> None:
         # Devices and noise draw from `generator` (on the run device); data splits and minibatch
         # order from `cpu_generator`, so a CPU run and a GPU run see the same data order.
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.cpu_generator = torch.Generator().manual_seed(self.seed)
+        self.checkpoint.common.update(generator=self.generator, cpu_generator=self.cpu_generator)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,11 @@ class DeviceFit:
     quality: dict[str, Any]
 
 
-def iv_sweep(bench: Bench, points: int, repeats: int) -> Sweep:
+def iv_sweep(bench: Bench, points: int, repeats: int, progress: Callable[[], None] = lambda: None) -> Sweep:
     """Sweep every device of ``bench`` over +/- its ``max_current_a``, ``points`` currents ``repeats`` times.
 
     The grid is sinh-spaced: dense around zero, where the free layer switches (I_0, I_s live there).
+    ``progress`` is called after each repeat.
     """
     n = len(bench.channels)
     unit = np.sinh(GRID_STRETCH * np.linspace(-1.0, 1.0, points)) / math.sinh(GRID_STRETCH)
@@ -79,6 +81,7 @@ def iv_sweep(bench: Bench, points: int, repeats: int) -> Sweep:
         v, c = bench.measure(index, current)
         readings[r] = v.reshape(points, n).T
         clamped |= c.reshape(points, n).T
+        progress()
     std = readings.std(0, ddof=1) if repeats > 1 else np.zeros((n, points))
     return Sweep(grid, readings.mean(0), std, clamped, repeats)
 
@@ -232,11 +235,13 @@ def calibrate(
     points: int = 61,
     repeats: int = 4,
     visa_library: str = "@py",
+    progress: Callable[[], None] = lambda: None,
 ) -> tuple[DeviceProfile, list[DeviceFit], dict[str, Any]]:
     """Sweep and fit every device of ``limits`` on ``resource``; write the fitted profile to ``out``.
 
     Returns the new profile, the fits and the calibration record. The instrument's output is off
-    when this returns or raises.
+    when this returns or raises (a SIGTERM included, under the CLI). ``progress`` is called after
+    each of the ``repeats`` sweeps.
     """
     if points < MIN_FIT_POINTS:
         raise ConfigError(f"--points = {points}: must be >= {MIN_FIT_POINTS}")
@@ -246,7 +251,7 @@ def calibrate(
     meter = SourceMeter.for_profile(resource, base, visa_library)
     bench = Bench(meter, base, allow_compliance=True)
     try:
-        sweep = iv_sweep(bench, points, repeats)
+        sweep = iv_sweep(bench, points, repeats, progress)
     finally:
         bench.close()
     fits = fit_sweep(sweep)

@@ -191,6 +191,15 @@ class SimulatedBackend:
     def measurement_count(self) -> int:
         return self._reads
 
+    def state_dict(self) -> dict[str, Any]:
+        """What reads change: the read count and the noise pool's position (for checkpoints).
+        The devices themselves are drawn again from the seed when a run is set up."""
+        return {"reads": self._reads, "noise": self._noise.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._reads = state["reads"]
+        self._noise.load_state_dict(state["noise"])
+
     def describe(self) -> dict[str, Any]:
         described = {
             "kind": "simulated",

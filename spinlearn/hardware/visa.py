@@ -333,10 +333,13 @@ class Bench:
 
     Devices are indexed as in :attr:`DeviceProfile.devices` (pair ``k``: neuron ``2k``, twin
     ``2k + 1``). With ``allow_compliance`` (calibration sweeps) readings in compliance are returned
-    flagged instead of stopping the run.
+    flagged instead of stopping the run. Without a ``meter`` it only checks requests
+    (:meth:`violations`, :meth:`safe_range`).
     """
 
-    def __init__(self, meter: SourceMeter, profile: DeviceProfile, *, allow_compliance: bool = False) -> None:
+    def __init__(
+        self, meter: SourceMeter | None, profile: DeviceProfile, *, allow_compliance: bool = False
+    ) -> None:
         self.meter = meter
         self.profile = profile
         self.allow_compliance = allow_compliance
@@ -467,7 +470,8 @@ class Bench:
         return math.floor(lo * 100) / 100
 
     def close(self) -> None:
-        self.meter.close()
+        if self.meter is not None:
+            self.meter.close()
 
 
 class VisaBackend:
@@ -587,6 +591,25 @@ class VisaBackend:
     @property
     def measurement_count(self) -> int:
         return self._reads
+
+    def state_dict(self) -> dict[str, Any]:
+        """The counters a resumed run carries on (for checkpoints); the devices are on the bench."""
+        meter = self.bench.meter
+        return {
+            "reads": self._reads,
+            "readings": meter.readings,
+            "round_trips": meter.round_trips,
+            "busy_s": meter.busy_s,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        meter = self.bench.meter
+        self._reads = state["reads"]
+        meter.readings, meter.round_trips, meter.busy_s = (
+            state["readings"],
+            state["round_trips"],
+            state["busy_s"],
+        )
 
     def instrument_figures(self) -> dict[str, float]:
         """Readings taken through the instrument and the wall time spent waiting on it (s)."""

@@ -28,6 +28,7 @@ from spinlearn._fields import Validated, param
 from spinlearn.hardware.backend import Backend
 
 EDGE_FIT_POINTS = 16  # points per edge of the least-squares line that extrapolates beyond the grid
+DEFAULT_CALIBRATION_RANGE = 32.0  # I_0 +/- 32 I_s: both devices far into their ohmic tails
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,12 @@ class AFDConfig(Validated):
     calibrate: bool = param(True, "measure the twin mismatch c(I) at dI = 0 before training")
     calibration_points: int = param(257, "currents on the calibration grid", ge=EDGE_FIT_POINTS, le=100_000)
     calibration_reads: int = param(16, "reads averaged per calibration point", ge=1, le=10_000)
-    calibration_range: float = param(
-        32.0, "half-width of the calibrated current range, in units of the current scale I_s", gt=0, le=1000
+    calibration_range: float | None = param(
+        None,
+        "half-width of the calibrated current range, in units of the current scale I_s (null: "
+        f"{DEFAULT_CALIBRATION_RANGE:g}, or with a device profile the widest its limits allow, at most that)",
+        gt=0,
+        le=1000,
     )
 
 
@@ -71,7 +76,7 @@ class TwinCalibration:
     def measure(cls, backend: Backend, group: str, n: int, config: AFDConfig, dtype, device):
         """Sweep the grid ``config.calibration_reads`` times on neurons and twins at dI = 0."""
         params = backend.params
-        half = config.calibration_range * params.current_scale_a
+        half = (config.calibration_range or DEFAULT_CALIBRATION_RANGE) * params.current_scale_a
         points = config.calibration_points
         grid = torch.linspace(params.i0_a - half, params.i0_a + half, points, dtype=dtype, device=device)
         currents = grid[:, None].expand(points, n)

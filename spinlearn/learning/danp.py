@@ -232,6 +232,12 @@ class GaussianNoise:
         g = self.generator
         return self.sigma * torch.randn((n_rows, self.width), generator=g, device=g.device, dtype=self.dtype)
 
+    def state_dict(self) -> dict:
+        return {}  # all of its state is its generator's
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
 
 class BernoulliNoise:
     """:math:`\\sigma \\cdot \\{0, 1\\}` with p = 1/2 (the authors' ``Bernoulli``), or minus
@@ -248,6 +254,8 @@ class BernoulliNoise:
         u = torch.rand((n_rows, self.width), generator=g, device=g.device, dtype=self.dtype)
         return self.sigma * ((u < 0.5).to(self.dtype) - self.shift)
 
+    state_dict, load_state_dict = GaussianNoise.state_dict, GaussianNoise.load_state_dict
+
 
 class SMTJNoise:
     """The authors' simulated sMTJ noise times ``sigma``: each node its own telegraph state, which
@@ -262,6 +270,12 @@ class SMTJNoise:
     def __call__(self, n_rows: int) -> torch.Tensor:
         noise = self.telegraph.sample(n_rows)
         return noise if self.sigma == 1.0 else self.sigma * noise
+
+    def state_dict(self) -> dict:
+        return self.telegraph.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.telegraph.load_state_dict(state)
 
 
 class TraceLayerNoise:
@@ -284,6 +298,12 @@ class TraceLayerNoise:
 
     def __call__(self, n_rows: int) -> torch.Tensor:
         return self.trace.sample(n_rows)
+
+    def state_dict(self) -> dict:
+        return self.trace.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trace.load_state_dict(state)
 
 
 class DeviceNoise:
@@ -316,6 +336,13 @@ class DeviceNoise:
         )
         stream = trace.reshape(-1)[: n_rows * self.width]
         return (self.sigma * stream.reshape(n_rows, self.width)).to(self.dtype)
+
+    def state_dict(self) -> dict:
+        return {"state": self.state}  # the devices' magnetisation states, carried across calls
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = state["state"]
+        self.state = None if saved is None else saved.to(self.generator.device)
 
 
 def _smtj_device(width, generator, config, dtype=torch.float32):

@@ -21,7 +21,7 @@ the state), ``async`` (one neuron at a time in a random order each sweep; the en
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import torch
@@ -81,14 +81,21 @@ def oja(patterns: torch.Tensor, epochs: int, lr: float) -> torch.Tensor:
 
 
 def train_texture(
-    film: TextureFilm, patterns: torch.Tensor, epochs: int, on_epoch: Callable[[int], None] | None = None
+    film: TextureFilm,
+    patterns: torch.Tensor,
+    epochs: int | Iterable[int],
+    on_epoch: Callable[[int], None] | None = None,
 ) -> None:
-    """Apply every pattern once per epoch, in order, for ``epochs`` epochs: the film learns by itself."""
+    """Apply every pattern once per epoch, in order: the film learns by itself.
+
+    ``epochs``: how many, or the 0-based epochs to run (a resumed run's remaining ones, from
+    :meth:`spinlearn.checkpoint.Checkpoint.epochs`). ``on_epoch`` gets each epoch's 1-based number.
+    """
     _check_patterns(patterns)
-    for epoch in range(1, epochs + 1):
+    for epoch in range(epochs) if isinstance(epochs, int) else epochs:
         film.apply(patterns)
         if on_epoch is not None:
-            on_epoch(epoch)
+            on_epoch(epoch + 1)
 
 
 def software_weights(rule: str, patterns: torch.Tensor, epochs: int, oja_lr: float) -> torch.Tensor:

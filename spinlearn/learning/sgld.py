@@ -232,6 +232,34 @@ class DWSGLD(_Langevin):
     def hot_fraction(self) -> float:
         return self._hot / self._updates if self._updates else 0.0
 
+    def state_dict(self) -> dict:
+        """torch's optimizer state with the counters, the noise pool's position and each synapse
+        bank's update count (which sets when its pairs rebalance): what a checkpoint needs."""
+        state = super().state_dict()
+        state["dw"] = {
+            "pulses": self.pulses,
+            "pulse_energy_j": self.pulse_energy_j,
+            "updates": self._updates,
+            "hot": self._hot,
+            "noise": self.noise.state_dict(),
+            "bank_updates": {
+                index: [bank._updates for bank in self._group_banks(index, group)]
+                for index, group in enumerate(self.param_groups)
+            },
+        }
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        dw = state_dict.pop("dw")
+        super().load_state_dict(state_dict)
+        self.pulses, self.pulse_energy_j = dw["pulses"], dw["pulse_energy_j"]
+        self._updates, self._hot = dw["updates"], dw["hot"]
+        self.noise.load_state_dict(dw["noise"])
+        for index, group in enumerate(self.param_groups):
+            for bank, updates in zip(self._group_banks(index, group), dw["bank_updates"][index], strict=True):
+                bank._updates = updates
+
     @torch.no_grad()
     def step(self, closure=None):
         for index, group in enumerate(self.param_groups):
@@ -518,6 +546,12 @@ class PosteriorSamples:
             for k, v in model.state_dict().items()
             if not (devices and k.startswith(devices))
         }
+
+    def state_dict(self) -> dict:
+        return {"states": self.states}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.states = [dict(s) for s in state["states"]]
 
     def observe(self, model: nn.Module, step: int) -> None:
         if step > self.burn_in and (step - self.burn_in) % self.thin == 0:
