@@ -111,6 +111,9 @@ class Checkpoint:
         """The 0-based epochs of ``stage`` still to train, out of ``total``; a snapshot of
         ``objects`` (and the common ones) is saved after each. On resume the objects are first
         restored from the checkpoint."""
+        clash = set(self.common) & set(objects)
+        if clash:
+            raise ValueError(f"stage {stage!r}: {sorted(clash)} would hide the run's own objects")
         objects = {**self.common, **objects}
         start = 0
         saved = self._stages.get(stage)

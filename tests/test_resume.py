@@ -69,6 +69,7 @@ def assert_resume_gives_the_uninterrupted_metrics(tmp_path, where: str, after: i
 
 
 DIGITS_MLP = ["--set", "data.dataset=digits", "--set", "model.hidden=[24,24]", "--set", "train.epochs=3"]
+DIGITS_MLP += ["--set", "train.batch_size=8"]  # 180 steps an epoch: the read-noise pool draws offsets anew
 CASES = {
     # mnist-afd trains the MTJ network (stage 1), then its tanh twin (stage 2): a kill in each
     "mnist-afd-in-the-mtj-network": ("record", 2, "mnist-afd", *DIGITS_MLP),
@@ -204,3 +205,25 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_does_not_run(t
 
 def test_resume_of_an_empty_directory_is_refused(tmp_path):
     _refused(spinlearn("run", "iris-afd", "--out", str(tmp_path / "none"), "--resume"), "no run to resume")
+
+
+def test_a_stage_object_cannot_hide_one_of_the_runs_own_under_its_name():
+    from spinlearn.checkpoint import Checkpoint
+
+    ckpt = Checkpoint(common={"run.generator": torch.Generator()})
+    with pytest.raises(ValueError, match="would hide the run's own objects"):
+        list(ckpt.epochs("train", 2, {"run.generator": torch.Generator()}))
+
+
+def test_a_pool_restored_from_its_state_hands_out_the_same_numbers():
+    from spinlearn.noise import GaussianPool
+
+    a = GaussianPool(torch.Generator().manual_seed(3), offsets_per_draw=16)
+    for _ in range(5):
+        a.take((1000,))
+    state, generator_state = a.state_dict(), a.generator.get_state()
+    b = GaussianPool(torch.Generator(), offsets_per_draw=16)
+    b.load_state_dict(state)
+    b.generator.set_state(generator_state)
+    for _ in range(40):  # past the offsets drawn ahead
+        assert torch.equal(a.take((1000,)), b.take((1000,)))
