@@ -1,9 +1,10 @@
 """Configuration: a tree of validated, frozen dataclass sections, loaded from YAML and ``--set``.
 
 Every experiment's config is a dataclass whose fields are *sections* (dataclasses built from
-:func:`spinlearn._fields.param`). The sections every experiment shares are ``device``, ``train`` and
-``data``. Values are checked at construction; a bad one raises :class:`ConfigError` naming
-``section.key``, the value and the allowed range.
+:func:`spinlearn._fields.param`). The schedule (``train``) and data (``data``) sections shared by
+many experiments are here; the MTJ device section and the MTJ experiments' base config are in
+:mod:`spinlearn.experiments.common`. Values are checked at construction; a bad one raises
+:class:`ConfigError` naming ``section.key``, the value and the allowed range.
 """
 
 from __future__ import annotations
@@ -16,34 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from spinlearn._fields import Validated, param
-from spinlearn.devices.mtj import DEFAULT_TWIN_MISMATCH, MTJ, MTJParams
-from spinlearn.energy import EnergyConfig
 from spinlearn.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class DeviceConfig(MTJParams):
-    """The neuron devices: nominal MTJ parameters plus the spread of the fabricated population."""
-
-    variability: float = param(0.1, "relative device-to-device spread of R_P, TMR0, I_s, I_0", ge=0, le=1)
-    twin_mismatch: float | None = param(
-        DEFAULT_TWIN_MISMATCH,
-        "relative spread of each twin around its own neuron (adjacent devices); "
-        "null draws twins independently with spread `variability`",
-        ge=0,
-        le=1,
-    )
-    profile: str | None = param(
-        None,
-        "device profile YAML from `spinlearn calibrate`: the simulated backend then uses its fitted "
-        "devices (and its median device for the scales); --backend visa its limits and channels",
-    )
-
-    def mtj(self) -> MTJ:
-        """The device kind these settings describe."""
-        names = {f.name for f in dataclasses.fields(MTJParams)}
-        params = MTJParams(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
-        return MTJ(params, self.variability)
 
 
 @dataclass(frozen=True)
@@ -68,16 +42,6 @@ class DataConfig(Validated):
         None, "directory of data files (MNIST IDX, CIFAR batches); Iris ships with scikit-learn"
     )
     test_fraction: float = param(0.2, "fraction held out for testing (stratified)", gt=0, lt=1)
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """Sections shared by every experiment; experiments subclass it to add their own."""
-
-    device: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
 
 
 C = TypeVar("C")
@@ -205,8 +169,6 @@ def describe(cls: type) -> list[tuple[str, Any, str]]:
 __all__ = [
     "ConfigError",
     "DataConfig",
-    "DeviceConfig",
-    "ExperimentConfig",
     "TrainConfig",
     "build",
     "dump_yaml",

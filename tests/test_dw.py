@@ -11,6 +11,8 @@ from torch import nn
 from spinlearn import data
 from spinlearn.devices.domain_wall import DomainWall, DWParams, Pulse, apply_trains, conductance
 from spinlearn.errors import ConfigError, DataError
+from spinlearn.hardware import dw_bank
+from spinlearn.hardware.dw_bank import SynapseBank
 from spinlearn.learning.sgld import (
     DWSGLD,
     SGLD,
@@ -22,9 +24,7 @@ from spinlearn.learning.sgld import (
     nll,
     quantise,
 )
-from spinlearn.nn import dw_bank
 from spinlearn.nn.dw import DWLinear, Layers
-from spinlearn.nn.dw_bank import SynapseBank
 from spinlearn.nn.resnet import mlp, resnet18
 from spinlearn.noise import GaussianPool
 

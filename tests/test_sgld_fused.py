@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from spinlearn.devices.domain_wall import DomainWall, DWParams
+from spinlearn.hardware import dw_bank
 from spinlearn.learning import _jit, sgld_fused
 from spinlearn.learning.sgld import DWSGLD, SGLDConfig
-from spinlearn.nn import dw_bank
 from spinlearn.nn.dw import DWLinear
 
 HALF = DWParams().track_length_m / 2

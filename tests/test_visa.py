@@ -27,7 +27,7 @@ from cli_helpers import spinlearn
 from spinlearn import config
 from spinlearn.errors import ConfigError, UserInputError
 from spinlearn.experiments import get
-from spinlearn.experiments.common import make_backend
+from spinlearn.experiments.common import DeviceConfig, make_backend
 from spinlearn.experiments.registry import RunContext
 from spinlearn.hardware import DeviceProfile, InstrumentError, SafetyLimitError, SimulatedBackend, VisaBackend
 from spinlearn.hardware.calibration import calibrate
@@ -526,7 +526,7 @@ def test_calibration_recovers_the_devices_and_drives_the_simulated_backend(tmp_p
     assert all(abs(f.quality["read_noise_v"] / 1e-4 - 1) < 0.2 for f in fits)
 
     # The fitted profile as a simulated chip: same voltages as the instrument, to within the read noise.
-    device_cfg = config.DeviceConfig(profile=str(tmp_path / "p.yaml"))
+    device_cfg = DeviceConfig(profile=str(tmp_path / "p.yaml"))
     ctx = RunContext(0, torch.device("cpu"), tmp_path)
     sim = make_backend(device_cfg, ctx, torch.float64)
     assert isinstance(sim, SimulatedBackend) and ctx.backends == [sim]

@@ -1,4 +1,4 @@
-"""Pieces shared by the MTJ experiments: model section, backend construction, device sweeps."""
+"""Pieces shared by the MTJ experiments: device and model sections, backend construction, sweeps."""
 
 from __future__ import annotations
 
@@ -12,15 +12,50 @@ import torch
 from torch import nn
 
 from spinlearn._fields import Validated, param
-from spinlearn.config import DeviceConfig
-from spinlearn.devices.mtj import MTJPopulation, voltage
-from spinlearn.energy import Ledger
+from spinlearn.config import DataConfig, TrainConfig
+from spinlearn.devices.mtj import DEFAULT_TWIN_MISMATCH, MTJ, MTJParams, MTJPopulation, voltage
+from spinlearn.energy import EnergyConfig, Ledger
 from spinlearn.errors import ConfigError
 from spinlearn.experiments.registry import RunContext
 from spinlearn.hardware import BACKENDS, Backend, DeviceProfile
 from spinlearn.hardware.visa import Bench
 from spinlearn.learning.afd import DEFAULT_CALIBRATION_RANGE, AFDConfig
 from spinlearn.nn import MTJActivation, mlp
+
+
+@dataclass(frozen=True)
+class DeviceConfig(MTJParams):
+    """The neuron devices: nominal MTJ parameters plus the spread of the fabricated population."""
+
+    variability: float = param(0.1, "relative device-to-device spread of R_P, TMR0, I_s, I_0", ge=0, le=1)
+    twin_mismatch: float | None = param(
+        DEFAULT_TWIN_MISMATCH,
+        "relative spread of each twin around its own neuron (adjacent devices); "
+        "null draws twins independently with spread `variability`",
+        ge=0,
+        le=1,
+    )
+    profile: str | None = param(
+        None,
+        "device profile YAML from `spinlearn calibrate`: the simulated backend then uses its fitted "
+        "devices (and its median device for the scales); --backend visa its limits and channels",
+    )
+
+    def mtj(self) -> MTJ:
+        """The device kind these settings describe."""
+        names = {f.name for f in dataclasses.fields(MTJParams)}
+        params = MTJParams(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+        return MTJ(params, self.variability)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Sections shared by every experiment; experiments subclass it to add their own."""
+
+    device: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.experiments import mnist
 from spinlearn.experiments.mnist import Tensors
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
+from spinlearn.hardware.dw_synapses import DWSynapses
 from spinlearn.learning.sgld import (
     DWSGLD,
     SGLD,
@@ -59,7 +60,7 @@ from spinlearn.learning.sgld import (
     nll,
     softmax_outputs,
 )
-from spinlearn.nn.dw import DWSynapses, Layers
+from spinlearn.nn.dw import Layers
 from spinlearn.nn.resnet import mlp, resnet18
 from spinlearn.training import check_finite, lr_at
 

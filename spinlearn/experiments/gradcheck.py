@@ -24,10 +24,9 @@ from torch import nn
 
 from spinlearn import data, plots
 from spinlearn._fields import Validated, param
-from spinlearn.config import ExperimentConfig
 from spinlearn.devices import mtj
 from spinlearn.errors import ConfigError
-from spinlearn.experiments.common import make_backend
+from spinlearn.experiments.common import ExperimentConfig, make_backend
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
 from spinlearn.hardware import SimulatedBackend
 from spinlearn.learning.afd import AFDConfig

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spinlearn import data, plots
-from spinlearn.config import ExperimentConfig, TrainConfig
+from spinlearn.config import TrainConfig
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import ConfigError
-from spinlearn.experiments.common import MLPConfig, make_backend, mtj_mlp, sweep_devices
+from spinlearn.experiments.common import ExperimentConfig, MLPConfig, make_backend, mtj_mlp, sweep_devices
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
 from spinlearn.learning.afd import AFDConfig
 from spinlearn.training import accuracy, train_classifier

@@ -26,10 +26,10 @@ from torch import nn
 
 from spinlearn import data, plots
 from spinlearn._fields import Validated, param
-from spinlearn.config import DataConfig, ExperimentConfig, TrainConfig
+from spinlearn.config import DataConfig, TrainConfig
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import DataError
-from spinlearn.experiments.common import MLPConfig, make_backend, mtj_mlp
+from spinlearn.experiments.common import ExperimentConfig, MLPConfig, make_backend, mtj_mlp
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
 from spinlearn.io import write_bytes_atomic
 from spinlearn.learning.afd import AFDConfig

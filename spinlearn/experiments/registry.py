@@ -62,7 +62,9 @@ class RunContext:
         # order from `cpu_generator`, so a CPU run and a GPU run see the same data order.
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.cpu_generator = torch.Generator().manual_seed(self.seed)
-        self.checkpoint.common.update({"run.generator": self.generator, "run.cpu_generator": self.cpu_generator})
+        self.checkpoint.common.update(
+            {"run.generator": self.generator, "run.cpu_generator": self.cpu_generator}
+        )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,29 @@
-"""Learning rules that run on device physics."""
+"""Learning rules that run on device physics: analog finite differences (:mod:`.afd`), Langevin
+dynamics through domain-wall pulses (:mod:`.sgld`), decorrelated node perturbation with device
+noise (:mod:`.danp`) and the texture film's own learning (:mod:`.hopfield`)."""
 
 from spinlearn.learning.afd import AFDConfig, TwinCalibration, measured_slope, twin_derivative
+from spinlearn.learning.danp import DANPConfig, DANPNetwork, NoiseConfig, backprop_gradients, danp_step
+from spinlearn.learning.hopfield import recall, train_texture
+from spinlearn.learning.sgld import DWSGLD, SGLD, PosteriorSamples, SGLDConfig
 
-RULES = {"afd": AFDConfig}
+RULES = {"afd": AFDConfig, "dw-sgld": SGLDConfig, "danp": DANPConfig}
 
-__all__ = ["RULES", "AFDConfig", "TwinCalibration", "measured_slope", "twin_derivative"]
+__all__ = [
+    "DWSGLD",
+    "RULES",
+    "SGLD",
+    "AFDConfig",
+    "DANPConfig",
+    "DANPNetwork",
+    "NoiseConfig",
+    "PosteriorSamples",
+    "SGLDConfig",
+    "TwinCalibration",
+    "backprop_gradients",
+    "danp_step",
+    "measured_slope",
+    "recall",
+    "train_texture",
+    "twin_derivative",
+]

@@ -47,9 +47,9 @@ from torch import nn
 from spinlearn._fields import Validated, param
 from spinlearn.devices.domain_wall import DWPopulation, Pulse, move_walls, wall_steps
 from spinlearn.energy import Ledger
+from spinlearn.hardware.dw_bank import SynapseBank
+from spinlearn.hardware.dw_synapses import DWSynapses
 from spinlearn.learning import sgld_fused
-from spinlearn.nn.dw import DWSynapses
-from spinlearn.nn.dw_bank import SynapseBank
 from spinlearn.noise import GaussianPool
 
 FLOAT32_EXACT = 2**24  # every integer up to this is a float32, so is every partial sum of smaller ones
@@ -189,7 +189,7 @@ class DWSGLD(_Langevin):
     """SGLD sent as push-pull pulse trains to the domain-wall pairs behind each weight (module doc).
 
     The devices of consecutive weight tensors are updated together in
-    :class:`~spinlearn.nn.dw_bank.SynapseBank` s (one set of passes for all); each crossbar keeps
+    :class:`~spinlearn.hardware.dw_bank.SynapseBank` s (one set of passes for all); each crossbar keeps
     its own quantisation step and pulses.
 
     Counters (since construction): ``pulses`` (drift and pair pulses), ``pulse_energy_j`` and

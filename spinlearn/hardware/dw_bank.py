@@ -7,10 +7,10 @@ update cost half as much as a 200,000-weight one's. A bank holds the walls and d
 consecutive tensors in flat buffers, so one set of passes updates all of them; only the few
 operations that need a tensor's own scales (its quantisation step, its pulse widths) run per tensor.
 
-Each tensor's :class:`~spinlearn.nn.dw.DWSynapses` keeps its buffers, re-pointed to views into the
-bank, so the layers, ``state_dict`` and ``load_state_dict`` see no difference. If a buffer is replaced
-(``model.to(device)``, an assigning load) the bank no longer holds it: :meth:`SynapseBank.holds_all`
-says so and the optimizer builds a new bank from the buffers as they are.
+Each tensor's :class:`~spinlearn.hardware.dw_synapses.DWSynapses` keeps its buffers, re-pointed to
+views into the bank, so the layers, ``state_dict`` and ``load_state_dict`` see no difference. If a
+buffer is replaced (``model.to(device)``, an assigning load) the bank no longer holds it:
+:meth:`SynapseBank.holds_all` says so and the optimizer builds a new bank from the buffers as they are.
 """
 
 from __future__ import annotations
