@@ -116,8 +116,8 @@ def experiments_table(study: str) -> str:
 
 def results_table() -> str:
     path = DOCS / "results" / "results.md"
-    if path.is_file():
-        return path.read_text()
+    if path.is_file():  # its own title gives way to the page's
+        return "\n".join(line for line in path.read_text().splitlines() if not line.startswith("# "))
     return "*Not generated yet: run `spinlearn reproduce --out docs/results`.*"
 
 

@@ -107,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="runs/reproduce", help="output directory")
     rep.add_argument("--device", default="cpu", help="cpu or cuda")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
+    rep.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the experiments that finished in --out with this config; continue an unfinished one",
+    )
+    rep.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated experiments to run; the others' rows are kept from --out as they are",
+    )
+    rep.add_argument("--readme", metavar="FILE", help="also put the table between FILE's results markers")
     return parser
 
 
@@ -178,19 +189,28 @@ def cmd_run(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    from pathlib import Path
+
     from rich.console import Console
     from rich.table import Table
 
-    from spinlearn.report import HEADER, reproduce
+    from spinlearn.report import HEADER, readme_block, reproduce, update_readme
 
-    rows = reproduce(args.out, quick=args.quick, device=args.device, quiet=args.quiet)
+    if args.readme:
+        readme_block(args.readme)
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only is not None else None
+    rows = reproduce(
+        args.out, quick=args.quick, device=args.device, quiet=args.quiet, resume=args.resume, only=only
+    )
+    if args.readme:
+        update_readme(args.readme, (Path(args.out) / "table.md").read_text())
     table = Table(title="spinlearn reproduce" + (" (quick)" if args.quick else ""))
     for column in HEADER:
         table.add_column(column)
     for row in rows:
         table.add_row(*row.cells())
     Console(width=140).print(table)
-    print(f"wrote {args.out}/report.md")
+    print(f"wrote {args.out}/results.md" + (f" and the table in {args.readme}" if args.readme else ""))
     return 0
 
 

@@ -133,9 +133,10 @@ def test_cuda_request_without_gpu_is_bad_input(tmp_path):
 def test_reproduce_quick_writes_the_report(tmp_path):
     out = spinlearn("reproduce", "--quick", "--quiet", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    report = (tmp_path / "report.md").read_text()
+    report = (tmp_path / "results.md").read_text()
     assert "| experiment | metric | paper | measured | verdict |" in report
-    assert "quick" in report
+    assert "quick" in report and "- commit: " in report and "- cpu: " in report
+    assert (tmp_path / "table.md").read_text() in report
     names = ("iris-afd", "iris-afd-2h", "afd-gradcheck", "mnist-afd", "mnist-kd")
     for name in (*names, "mnist-dw-sgld", "dw-bits-sweep", "mnist-dw-resnet18"):
         assert f"| {name} |" in report
@@ -153,3 +154,42 @@ def test_reproduce_quick_writes_the_report(tmp_path):
     verdicts = ("| reproduced |", "| meets threshold |", "| below target |")
     assert sum(report.count(v) for v in verdicts) == rows
     assert "iris-afd" in out.stdout
+
+    # Again with --resume: every experiment finished with this config, so nothing runs again.
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/summary.json")}
+    again = spinlearn("reproduce", "--quick", "--quiet", "--resume", "--out", str(tmp_path), timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/summary.json")} == before
+    assert (tmp_path / "table.md").read_text() in (tmp_path / "results.md").read_text()
+
+
+def test_reproduce_only_refreshes_some_rows_and_keeps_the_others(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:begin -->\nold table\n<!-- results:end -->\nrest\n")
+    args = ["reproduce", "--quick", "--quiet", "--out", str(tmp_path / "r"), "--readme", str(readme)]
+    done = spinlearn(*args, "--only", "hopfield-35")
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "r" / "table.md").read_text()
+    assert "| hopfield-35 | recall_accuracy_mean |" in table and "| iris-afd |" in table
+    assert "not measured" in table.split("| iris-afd |")[1].splitlines()[0]
+    assert readme.read_text() == f"intro\n<!-- results:begin -->\n{table}<!-- results:end -->\nrest\n"
+    kept = (tmp_path / "r" / "hopfield-35" / "summary.json").stat().st_mtime_ns
+    done = spinlearn(*args, "--only", "iris-afd-2h")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "r" / "hopfield-35" / "summary.json").stat().st_mtime_ns == kept  # not run again
+    table = (tmp_path / "r" / "table.md").read_text()
+    assert "not measured" not in table.split("| hopfield-35 |")[1].splitlines()[0]
+    assert "not measured" not in table.split("| iris-afd-2h |")[1].splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--only", "iris-afd,nope"], "--only iris-afd,nope: nope (experiments with a target:"),
+        (["--readme", "/nonexistent/README.md"], "--readme /nonexistent/README.md: No such file"),
+    ],
+)
+def test_reproduce_refuses_bad_input_before_running_anything(tmp_path, args, message):
+    done = spinlearn("reproduce", "--quick", "--out", str(tmp_path / "r"), *args)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "r").exists()
