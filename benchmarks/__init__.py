@@ -1,9 +1,14 @@
 """Speed benchmarks: each prints ratios measured side by side in one process (``make bench``)."""
 
+import statistics
 import time
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import torch
 from torch import nn
+
+T = TypeVar("T")
 
 
 def train_seconds(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
@@ -15,3 +20,24 @@ def train_seconds(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor,
         loss.backward()
         optimizer.step()
     return time.perf_counter() - start
+
+
+def alternating(
+    names: Iterable[str], measure: Callable[[str, int], T], rounds: int, warmup: int = 1
+) -> dict[str, list[T]]:
+    """``measure(name, round)`` of every variant in ``rounds`` rounds, after ``warmup`` rounds that
+    are discarded. A round measures every variant once, in turn: machine noise (other processes,
+    clock changes) then hits all variants alike, which measuring them one after the other would not.
+    """
+    names = list(names)
+    kept: dict[str, list[T]] = {name: [] for name in names}
+    for index in range(warmup + rounds):
+        for name in names:
+            result = measure(name, index)
+            if index >= warmup:
+                kept[name].append(result)
+    return kept
+
+
+def medians(times: dict[str, list[float]]) -> dict[str, float]:
+    return {name: statistics.median(values) for name, values in times.items()}

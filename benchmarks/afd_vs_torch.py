@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import statistics
 from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from benchmarks import train_seconds
+from benchmarks import alternating, medians, train_seconds
 from spinlearn.config import TrainConfig
 from spinlearn.energy import Ledger
 from spinlearn.experiments.mnist import CLASSES, MNISTConfig
@@ -78,13 +77,11 @@ def epoch_medians(net: Network, epochs: int, batches: int = BATCHES_PER_EPOCH) -
     x, y = _data(net, batches)
     models = {kind: _model(kind, net.sizes, 1) for kind in ("afd", "tanh")}
     optimizers = {kind: make_optimizer(model, net.train) for kind, model in models.items()}
-    times: dict[str, list[float]] = {kind: [] for kind in models}
-    for epoch in range(epochs + 1):
-        for kind, model in models.items():
-            elapsed = train_seconds(model, optimizers[kind], x, y, net.batch)
-            if epoch > 0:  # the first epoch is warm-up
-                times[kind].append(elapsed)
-    return {kind: statistics.median(t) for kind, t in times.items()}
+
+    def epoch_seconds(kind: str, _: int) -> float:
+        return train_seconds(models[kind], optimizers[kind], x, y, net.batch)
+
+    return medians(alternating(models, epoch_seconds, epochs))
 
 
 def _rss_mib() -> float:

@@ -8,18 +8,18 @@ One step is what a training loop does per minibatch, optimizer steps included. V
 * ``bp_plain``: backprop on the plain MLP (no R), the authors' backprop baseline (decor_lr = 0);
 * ``np``: node perturbation without decorrelation.
 
-``ratio`` is DANP / ``bp_same`` (the issue's "the same MLP with decorrelation on");
+``ratio`` is DANP / ``bp_same`` (the same MLP with decorrelation on);
 ``ratio_vs_plain_bp`` is DANP / ``bp_plain``, the comparison behind the authors' 5.8x. Steps of the
 variants alternate so that machine noise hits them alike; medians after a warm-up.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
 
+from benchmarks import alternating, medians
 from spinlearn.learning import danp
 
 SIZES = [784, 500, 500, 500, 10]
@@ -50,15 +50,8 @@ def run() -> dict:
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(BATCH, SIZES[0], generator=gen)
     y = torch.randint(0, SIZES[-1], (BATCH,), generator=gen)
-    names = ("danp", "bp_same", "bp_plain", "np")
-    steps = {name: _variant(name) for name in names}
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for k in range(WARMUP + STEPS):
-        for name in names:
-            elapsed = steps[name](x, y)
-            if k >= WARMUP:
-                times[name].append(elapsed)
-    median = {name: statistics.median(t) for name, t in times.items()}
+    steps = {name: _variant(name) for name in ("danp", "bp_same", "bp_plain", "np")}
+    median = medians(alternating(steps, lambda name, _: steps[name](x, y), STEPS, WARMUP))
     return {
         "benchmark": "danp_vs_bp",
         "ratio": median["danp"] / median["bp_same"],

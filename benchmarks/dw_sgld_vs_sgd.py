@@ -12,11 +12,10 @@ after a warm-up round.
 from __future__ import annotations
 
 import itertools
-import statistics
 
 import torch
 
-from benchmarks import train_seconds
+from benchmarks import alternating, medians, train_seconds
 from spinlearn.devices.domain_wall import DomainWall
 from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig
 from spinlearn.nn.dw import Layers
@@ -46,13 +45,11 @@ def run(rounds: int = 7) -> dict:
     x = torch.randn(BATCH * STEPS_PER_ROUND, SIZES[0], generator=gen)
     y = torch.randint(0, SIZES[-1], (len(x),), generator=gen)
     variants = {kind: _variant(kind) for kind in ("dw_sgld", "sgd", "float_sgld")}
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for r in range(rounds + 1):
-        for kind, (model, optimizer) in variants.items():
-            elapsed = train_seconds(model, optimizer, x, y, BATCH) / STEPS_PER_ROUND
-            if r > 0:  # the first round is warm-up
-                times[kind].append(elapsed)
-    step = {kind: statistics.median(t) for kind, t in times.items()}
+
+    def step_seconds(kind: str, _: int) -> float:
+        return train_seconds(*variants[kind], x, y, BATCH) / STEPS_PER_ROUND
+
+    step = medians(alternating(variants, step_seconds, rounds))
     return {
         "benchmark": "dw_sgld_vs_sgd",
         "ratio": step["dw_sgld"] / step["sgd"],

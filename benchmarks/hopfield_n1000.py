@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from benchmarks import alternating
 from spinlearn.devices.texture import TextureFilm, TextureParams
 from spinlearn.experiments.hopfield import HopfieldTrainConfig, random_patterns
 from spinlearn.learning import hopfield
@@ -44,12 +45,8 @@ def _once(kind: str, seed: int) -> dict[str, float]:
 
 
 def run() -> dict:
-    times: dict[str, list[dict]] = {"texture": [], "hebbian": []}
-    for repeat in range(REPEATS + 1):
-        for kind in times:
-            result = _once(kind, repeat)
-            if repeat:  # the first repetition warms up allocators and kernels
-                times[kind].append(result)
+    # The first repetition, discarded, warms up allocators and kernels.
+    times = alternating(("texture", "hebbian"), _once, REPEATS)
 
     def median(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in times[kind])

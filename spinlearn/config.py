@@ -19,19 +19,38 @@ import yaml
 from spinlearn._fields import Validated, param
 from spinlearn.errors import ConfigError
 
+# The keys that mean the same in every schedule section (``train``, and the experiments' own):
+# declared once, so that their docs and ranges cannot drift apart. Each takes the section's default.
+
+
+def epochs_param(default: int) -> Any:
+    return param(default, "passes over the training set", ge=1, le=100_000)
+
+
+def batch_size_param(default: int) -> Any:
+    return param(default, "samples per update", ge=1, le=1_000_000)
+
+
+def lr_decay_param(default: str) -> Any:
+    return param(default, "learning-rate schedule", choices=("none", "exponential", "cosine"))
+
+
+def lr_final_param(default: float) -> Any:
+    return param(default, "final learning rate / initial, for decaying schedules", gt=0, le=1)
+
 
 @dataclass(frozen=True)
 class TrainConfig(Validated):
     """The optimisation schedule."""
 
-    epochs: int = param(100, "passes over the training set", ge=1, le=100_000)
+    epochs: int = epochs_param(100)
     lr: float = param(0.05, "learning rate eta", gt=0, le=100)
-    batch_size: int = param(16, "samples per update", ge=1, le=1_000_000)
+    batch_size: int = batch_size_param(16)
     optimizer: str = param("sgd", "sgd (with momentum) or adam", choices=("sgd", "adam"))
     momentum: float = param(0.9, "SGD momentum", ge=0, lt=1)
     weight_decay: float = param(0.0, "L2 penalty", ge=0, le=1)
-    lr_decay: str = param("none", "learning-rate schedule", choices=("none", "exponential", "cosine"))
-    lr_final: float = param(0.1, "final learning rate / initial, for decaying schedules", gt=0, le=1)
+    lr_decay: str = lr_decay_param("none")
+    lr_final: float = lr_final_param(0.1)
 
 
 @dataclass(frozen=True)

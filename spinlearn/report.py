@@ -70,11 +70,18 @@ def _config(exp: Experiment, quick: bool) -> Any:
     return cfgmod.build(exp.config_cls, exp.default_config(), overrides=exp.quick if quick else None)
 
 
+def _same_config(run_dir: Path, config_text: str) -> bool:
+    try:
+        return (run_dir / "config.yaml").read_text() == config_text
+    except OSError:
+        return False
+
+
 def _finished(run_dir: Path, config_text: str) -> dict[str, Any] | None:
     """The run's summary when ``run_dir`` holds a finished run of exactly this config."""
+    if not _same_config(run_dir, config_text):
+        return None
     try:
-        if (run_dir / "config.yaml").read_text() != config_text:
-            return None
         return json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return None
@@ -129,7 +136,7 @@ def reproduce(
         run_dir = out / exp.name
         summary = _finished(run_dir, cfgmod.dump_yaml(config))
         if (chosen is None or exp.name in chosen) and not (resume and summary is not None):
-            started = (run_dir / "config.yaml").exists()
+            started = _same_config(run_dir, cfgmod.dump_yaml(config))  # else it starts afresh
             try:
                 summary = run_experiment(
                     exp, config, run_dir, 0, seeds, device, quiet, resume=resume and started

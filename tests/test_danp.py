@@ -7,19 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spinlearn.devices.smtj import AUTHORS_NOISE
+from spinlearn.devices.smtj_noise import AUTHORS_NOISE
 from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.learning.danp import (
-    NOISE_KINDS,
-    NOISE_SOURCES,
     DANPConfig,
     DANPNetwork,
-    NoiseConfig,
     accuracy,
     backprop_gradients,
     danp_step,
     make_optimizers,
 )
+from spinlearn.learning.danp_noise import NOISE_KINDS, NOISE_SOURCES, NoiseConfig
 
 F64 = torch.float64
 

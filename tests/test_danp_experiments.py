@@ -5,7 +5,7 @@ import torch
 from cli_helpers import run_summary, spinlearn
 
 from spinlearn.devices.smtj import SMTJ, SMTJParams, mean_state
-from spinlearn.learning.danp import NOISE_SOURCES, NoiseConfig
+from spinlearn.learning.danp_noise import NOISE_SOURCES, NoiseConfig
 
 
 def test_device_noise_follows_the_smtj_physics():

@@ -13,17 +13,9 @@ from spinlearn.devices.domain_wall import DomainWall, DWParams, Pulse, apply_tra
 from spinlearn.errors import ConfigError, DataError
 from spinlearn.hardware import dw_bank
 from spinlearn.hardware.dw_bank import SynapseBank
-from spinlearn.learning.sgld import (
-    DWSGLD,
-    SGLD,
-    PosteriorSamples,
-    SGLDConfig,
-    confidence_gap,
-    ece,
-    ece_gap,
-    nll,
-    quantise,
-)
+from spinlearn.learning.posterior import PosteriorSamples
+from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig, quantise
+from spinlearn.metrics import confidence_gap, ece, ece_gap, nll
 from spinlearn.nn.dw import DWLinear, Layers
 from spinlearn.nn.resnet import mlp, resnet18
 from spinlearn.noise import GaussianPool

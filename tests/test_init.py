@@ -13,8 +13,8 @@ import spinlearn
 
 PACKAGE = Path(spinlearn.__file__).parent
 #: devices -> hardware -> learning -> nn -> experiments -> the runner and reports -> the CLI; the
-#: small support modules (config, data, io, errors, energy, plots, noise, checkpoint, training) sit
-#: below all of them.
+#: small support modules (config, data, io, errors, energy, plots, noise, metrics, checkpoint,
+#: training) sit below all of them.
 RANK = {"devices": 1, "hardware": 2, "learning": 3, "nn": 4, "experiments": 5, "runner": 6, "report": 6}
 RANK.update({"cli": 7, "__main__": 7})
 

@@ -10,6 +10,7 @@ from outside, as a user's ``kill -9`` does.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,11 +70,11 @@ def assert_resume_gives_the_uninterrupted_metrics(tmp_path, where: str, after: i
 
 
 DIGITS_MLP = ["--set", "data.dataset=digits", "--set", "model.hidden=[24,24]", "--set", "train.epochs=3"]
-DIGITS_MLP += ["--set", "train.batch_size=8"]  # 180 steps an epoch: the read-noise pool draws offsets anew
+# 180 steps an epoch: within the resumed epochs the read-noise pool draws its offsets anew, from the
+# run's device generator, which must have been restored
+DIGITS_MLP += ["--set", "train.batch_size=8"]
 CASES = {
-    # mnist-afd trains the MTJ network (stage 1), then its tanh twin (stage 2): a kill in each
-    "mnist-afd-in-the-mtj-network": ("record", 2, "mnist-afd", *DIGITS_MLP),
-    "mnist-afd-in-the-tanh-network": ("save", 4, "mnist-afd", *DIGITS_MLP),
+    "mnist-afd": ("record", 2, "mnist-afd", *DIGITS_MLP, "--set", "baseline.tanh=false"),
     "mnist-dw-sgld": (
         "record",
         4,
@@ -86,7 +87,7 @@ CASES = {
         2,
         "mnist-danp",
         *("--set", "data.dataset=digits", "--set", "train.epochs=3", "--set", "model.hidden=[32]"),
-        *("--set", "train.lr=1e-3"),
+        *("--set", "train.lr=1e-3", "--set", "compare.gaussian=false", "--set", "compare.bp=false"),
     ),
     "hopfield-35": ("save", 4, "hopfield-35", "--set", "probes.per_pattern=4"),
     "hopfield-capacity": (  # one sweep point per checkpoint
@@ -96,14 +97,15 @@ CASES = {
         *("--set", "capacity.sizes=[40]", "--set", "capacity.alphas=[0.05,0.1,0.2]"),
         *("--set", "train.epochs=3", "--set", "capacity.max_probes=8"),
     ),
-    "mnist-kd-in-the-teacher": (
+    # teacher (2 epochs), student with KD (2), student without (2): killed in the last, the two
+    # finished stages replay from their final snapshots
+    "mnist-kd-in-the-third-network": (
         "record",
-        1,
+        5,
         "mnist-kd",
         *("--set", "data.dataset=digits", "--set", "train.epochs=2", "--set", "teacher.epochs=2"),
         *("--set", "model.hidden=[24]", "--set", "teacher.channels=4"),
     ),
-    "iris-afd-second-seed": ("save", 4, "iris-afd", "--seeds", "2", "--set", "train.epochs=3"),
 }
 
 
@@ -114,14 +116,14 @@ def test_a_run_killed_and_resumed_gives_the_uninterrupted_metrics(tmp_path, case
 
 
 def test_kill_9_from_outside_then_resume_gives_the_uninterrupted_metrics(tmp_path):
-    args = ["iris-afd", "--seeds", "2", "--set", "train.epochs=25", "--quiet"]
+    args = ["iris-afd", "--seeds", "2", "--set", "train.epochs=10", "--quiet"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert spinlearn("run", *args, "--out", str(whole)).returncode == 0
     proc = subprocess.Popen([sys.executable, "-m", "spinlearn", "run", *args, "--out", str(cut)])
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            if (cut / "metrics.jsonl").exists() and len(records(cut)) >= 30:  # in the second seed
+            if (cut / "metrics.jsonl").exists() and len(records(cut)) >= 12:  # in the second seed
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the run ended before the kill"
@@ -150,11 +152,20 @@ def test_a_finished_seed_is_not_trained_again(tmp_path):
 # -- refusals: one line, exit 2 ---------------------------------------------------------------------
 
 
-def _started(tmp_path, *extra):
-    out = tmp_path / "run"
-    args = ["iris-afd", "--set", "train.epochs=3", *extra, "--out", str(out), "--quiet"]
+@pytest.fixture(scope="module")
+def started_run(tmp_path_factory):
+    """A run killed after its second epoch's checkpoint, made once and copied by each test."""
+    out = tmp_path_factory.mktemp("started") / "run"
+    args = ["iris-afd", "--set", "train.epochs=3", "--out", str(out), "--quiet"]
     assert killed_run("save", 2, "run", *args).returncode == -signal.SIGKILL
-    return out, args
+    return out
+
+
+@pytest.fixture
+def started_copy(tmp_path, started_run):
+    out = tmp_path / "run"
+    shutil.copytree(started_run, out)
+    return out, ["iris-afd", "--set", "train.epochs=3", "--out", str(out), "--quiet"]
 
 
 def _refused(done: subprocess.CompletedProcess, *words: str) -> None:
@@ -164,34 +175,34 @@ def _refused(done: subprocess.CompletedProcess, *words: str) -> None:
         assert word in done.stderr
 
 
-def test_resume_with_another_config_is_refused(tmp_path):
-    _out, args = _started(tmp_path)
+def test_resume_with_another_config_is_refused(tmp_path, started_copy):
+    _out, args = started_copy
     _refused(spinlearn("run", *args, "--set", "train.lr=0.01", "--resume"), "another config")
 
 
-def test_resume_of_another_experiment_is_refused(tmp_path):
-    out, _args = _started(tmp_path)
+def test_resume_of_another_experiment_is_refused(tmp_path, started_copy):
+    out, _args = started_copy
     other = ["iris-tanh", "--set", "train.epochs=3", "--set", "model.activation=mtj"]
     _refused(spinlearn("run", *other, "--out", str(out), "--quiet", "--resume"), "experiment")
 
 
-def test_a_checkpoint_from_another_version_is_refused(tmp_path):
-    out, args = _started(tmp_path)
+def test_a_checkpoint_from_another_version_is_refused(tmp_path, started_copy):
+    out, args = started_copy
     path = out / "checkpoints" / "seed0.pt"
     saved = torch.load(path, weights_only=True)
     torch.save({**saved, "spinlearn_version": "99.0"}, path)
     _refused(spinlearn("run", *args, "--resume"), "spinlearn_version", "99.0")
 
 
-def test_a_truncated_checkpoint_is_refused(tmp_path):
-    out, args = _started(tmp_path)
+def test_a_truncated_checkpoint_is_refused(tmp_path, started_copy):
+    out, args = started_copy
     path = out / "checkpoints" / "seed0.pt"
     path.write_bytes(path.read_bytes()[:1000])
     _refused(spinlearn("run", *args, "--resume"), "not a readable checkpoint")
 
 
-def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_does_not_run(tmp_path):
-    out, args = _started(tmp_path)
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_does_not_run(tmp_path, started_copy):
+    out, args = started_copy
     marker = tmp_path / "pwned"
 
     class Payload:

@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from spinlearn.devices import smtj
-from spinlearn.devices.smtj import (
-    AUTHORS_NOISE,
-    SMTJ,
-    SMTJParams,
-    TelegraphNoise,
-    TelegraphNoiseParams,
-    TraceNoise,
-)
+from spinlearn.devices import smtj, smtj_noise
+from spinlearn.devices.smtj import SMTJ, SMTJParams
+from spinlearn.devices.smtj_noise import AUTHORS_NOISE, TelegraphNoise, TelegraphNoiseParams, TraceNoise
 from spinlearn.errors import ConfigError, DataError
 
 F64 = torch.float64
@@ -265,14 +259,14 @@ def test_authors_noise_preset_statistics():
 
 
 def test_authors_noise_is_reproducible_and_takes_other_statistics():
-    a, _ = smtj.authors_noise(smtj.initial_telegraph_sign(8, gen(12)), 5, gen(13))
-    b, _ = smtj.authors_noise(smtj.initial_telegraph_sign(8, gen(12)), 5, gen(13))
+    a, _ = smtj_noise.authors_noise(smtj_noise.initial_telegraph_sign(8, gen(12)), 5, gen(13))
+    b, _ = smtj_noise.authors_noise(smtj_noise.initial_telegraph_sign(8, gen(12)), 5, gen(13))
     assert torch.equal(a, b)
     quiet = TelegraphNoiseParams(
         mean_v=1.0, gaussian_std_v=0.0, telegraph_amplitude_v=0.5, flip_probability=1.0
     )
     sign = torch.ones(3, dtype=F64)
-    v, sign_after = smtj.authors_noise(sign, 4, gen(14), quiet)
+    v, sign_after = smtj_noise.authors_noise(sign, 4, gen(14), quiet)
     assert v[:, 0].tolist() == [0.5, 1.5, 0.5, 1.5]  # flips before each sample, every sample
     assert sign_after.tolist() == [1.0, 1.0, 1.0]
 
@@ -299,13 +293,13 @@ def test_trace_noise_round_trips_a_csv_and_wraps(tmp_path):
 def test_trace_noise_reads_one_column_files_and_chunk_directories(tmp_path):
     (tmp_path / "bare.csv").write_text("1.0\n2.0\n3.0\n")
     (tmp_path / "named.csv").write_text("voltage\n4.0\n5.0\n")
-    np.testing.assert_array_equal(smtj.load_trace(tmp_path / "bare.csv"), [1.0, 2.0, 3.0])
-    np.testing.assert_array_equal(smtj.load_trace(tmp_path / "named.csv"), [4.0, 5.0])
+    np.testing.assert_array_equal(smtj_noise.load_trace(tmp_path / "bare.csv"), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(smtj_noise.load_trace(tmp_path / "named.csv"), [4.0, 5.0])
     chunks = tmp_path / "chunks"
     chunks.mkdir()
     for k in (0, 1, 2, 10):  # numeric order, not 0, 1, 10, 2
         (chunks / f"trace{k}.csv").write_text(f"V\n{k}.0\n{k}.5\n")
-    np.testing.assert_array_equal(smtj.load_trace(chunks), [0, 0.5, 1, 1.5, 2, 2.5, 10, 10.5])
+    np.testing.assert_array_equal(smtj_noise.load_trace(chunks), [0, 0.5, 1, 1.5, 2, 2.5, 10, 10.5])
 
 
 @pytest.mark.parametrize(
@@ -331,15 +325,15 @@ def test_bad_trace_files_raise_one_line_data_errors(tmp_path, name, text, why):
 
 def test_missing_trace_and_parquet_without_pyarrow(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="not found"):
-        smtj.load_trace(tmp_path / "absent.csv")
+        smtj_noise.load_trace(tmp_path / "absent.csv")
     with pytest.raises(DataError, match="holds no"):
-        smtj.load_trace(tmp_path)
+        smtj_noise.load_trace(tmp_path)
     path = tmp_path / "trace.parquet"
     path.write_bytes(b"PAR1")
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(DataError, match="pip install pyarrow") as info:
-        smtj.load_trace(path)
+        smtj_noise.load_trace(path)
     assert "trace.parquet" in str(info.value) and "\n" not in str(info.value)
 
 
@@ -348,7 +342,7 @@ def test_parquet_round_trip_when_pyarrow_is_installed(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     path = tmp_path / "trace0.pqt"
     pq.write_table(pa.table({"t": [0.0, 1.0, 2.0], "V": [0.04, 0.05, 0.03]}), path)
-    np.testing.assert_array_equal(smtj.load_trace(path), [0.04, 0.05, 0.03])
+    np.testing.assert_array_equal(smtj_noise.load_trace(path), [0.04, 0.05, 0.03])
 
 
 # --- validation ----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Device physics, one device kind per module, vectorised over populations (pure torch).
 
 Each module holds a device's equations with their units and source tags: :mod:`.mtj` (the neuron
-MTJ and its twin), :mod:`.smtj` (the stochastic MTJ, a noise source), :mod:`.domain_wall` (the
-domain-wall synapse) and :mod:`.texture` (the magnetic-texture film of the Hopfield network).
+MTJ and its twin), :mod:`.smtj` (the stochastic MTJ, a noise source; the noise streams it gives
+node perturbation in :mod:`.smtj_noise`), :mod:`.domain_wall` (the domain-wall synapse) and
+:mod:`.texture` (the magnetic-texture film of the Hopfield network).
 """
 
 from spinlearn.devices.domain_wall import DomainWall, DWParams

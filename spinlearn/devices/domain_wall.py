@@ -1,7 +1,8 @@
 r"""Domain-wall (DW) memristor synapse: a wall on a track whose position sets the conductance.
 
-PAPERS.md section 2 (Dalgaty et al., arXiv:2312.02771). The device model is tagged [I]: a
-reconstruction from standard domain-wall physics, since the paper's device model is not public.
+Dalgaty et al. 2023, arXiv:2312.02771; see the study's page in the docs (docs/studies/dw-sgld.md).
+The device model is tagged [I]: a reconstruction from standard domain-wall physics, since the
+paper's device model is not public.
 
 * **Conductance.** A wall at position :math:`x \in [0, L]` on a track of length ``L`` (the magnetic
   free layer of an MTJ stack, read through the tunnel barrier) gives

@@ -1,7 +1,8 @@
 r"""Magnetic tunnel junction (MTJ) neuron: a two-terminal device whose I-V curve is the activation.
 
-Equations (PAPERS.md section 1; the device model is tagged [I], a reconstruction from standard MTJ
-physics, since the paper's full device model is not public):
+Equations (Pereira et al. 2026, arXiv:2603.03947, and the study's page in the docs,
+docs/studies/afd.md; the device model is tagged [I], a reconstruction from standard MTJ physics,
+since the paper's full device model is not public):
 
 * Free-layer response to the input current (spin-transfer torque / bias field), with a tunable,
   non-volatile operating point :math:`(I_0, I_s)` per device:
@@ -40,12 +41,14 @@ reads the derivative from twin devices, see :mod:`spinlearn.learning.afd`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
 from spinlearn._fields import Validated, param
+from spinlearn.devices import population
 
 #: Relative spread of a twin around its own neuron. [I] Twins are fabricated side by side, so they
 #: are better matched than devices across a chip (Pelgrom); the paper requires "nominally identical".
@@ -93,28 +96,21 @@ class MTJPopulation(NamedTuple):
     i0_a: torch.Tensor
     is_a: torch.Tensor
 
-    @property
-    def size(self) -> int:
-        return int(self.r_p_ohm.shape[0])
+    size = population.size
 
 
 def nominal_population(
     params: MTJParams, n: int, device: torch.device | str = "cpu", dtype=torch.float32
 ) -> MTJPopulation:
     """``n`` identical devices with the nominal parameters."""
-    if n < 1:
-        raise ValueError(f"population size must be >= 1, got {n}")
+    return population.nominal(MTJPopulation, params, n, device, dtype)
 
-    def full(value: float) -> torch.Tensor:
-        return torch.full((n,), value, device=device, dtype=dtype)
 
-    return MTJPopulation(
-        full(params.r_p_ohm),
-        full(params.tmr0),
-        full(params.v_half_v),
-        full(params.i0_a),
-        full(params.is_a),
-    )
+def fitted_population(
+    fits: Sequence[MTJParams], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
+) -> MTJPopulation:
+    """One device per parameter set of ``fits`` (a profile's fits, say), in their order."""
+    return population.stacked(MTJPopulation, fits, device, dtype)
 
 
 def perturb(

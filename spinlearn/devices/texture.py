@@ -1,11 +1,12 @@
 r"""Magnetic-texture film with N electrodes: a conductance matrix that learns by itself.
 
-Study 3 (PAPERS.md section 3; Niu et al., PNAS 121, e2416294121 (2024); theory: Yu, Xiao, Bauer,
-PRB 104, L180405 (2021)). What is confirmed [C]: electrodes on a film with a malleable magnetic
-texture; the inter-electrode conductance matrix is the weight matrix; voltage patterns applied to
-the electrodes reshape the texture, and the conductances evolve by an Oja-like rule in a
-gradient-descent manner. The law below is **our reconstruction [I]**: the paper's full model is not
-public. Every constant in it is a parameter of :class:`TextureParams`.
+Study 3 (Niu et al., PNAS 121, e2416294121 (2024); theory: Yu, Xiao, Bauer, PRB 104, L180405 (2021);
+see the study's page in the docs, docs/studies/hopfield.md). What is confirmed [C]: electrodes on a
+film with a malleable magnetic texture; the inter-electrode conductance matrix is the weight
+matrix; voltage patterns applied to the electrodes reshape the texture, and the conductances
+evolve by an Oja-like rule in a gradient-descent manner. The law below is **our reconstruction
+[I]**: the paper's full model is not public. Every constant in it is a parameter of
+:class:`TextureParams`.
 
 State and readout
 -----------------

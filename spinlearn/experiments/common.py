@@ -13,12 +13,12 @@ from torch import nn
 
 from spinlearn._fields import Validated, param
 from spinlearn.config import DataConfig, TrainConfig
-from spinlearn.devices.mtj import DEFAULT_TWIN_MISMATCH, MTJ, MTJParams, MTJPopulation, voltage
+from spinlearn.devices.mtj import DEFAULT_TWIN_MISMATCH, MTJ, MTJParams, fitted_population, voltage
 from spinlearn.energy import EnergyConfig, Ledger
 from spinlearn.errors import ConfigError
 from spinlearn.experiments.registry import RunContext
 from spinlearn.hardware import BACKENDS, Backend, DeviceProfile
-from spinlearn.hardware.visa import Bench
+from spinlearn.hardware.bench import Bench
 from spinlearn.learning.afd import DEFAULT_CALIBRATION_RANGE, AFDConfig
 from spinlearn.nn import MTJActivation, mlp
 
@@ -105,12 +105,7 @@ def _below_compliance(profile: DeviceProfile, params) -> float:
     at ``I_0 +/- r I_s`` stays within ``COMPLIANCE_MARGIN`` of its compliance."""
     devices = profile.devices
     fits = [e.fit or params for e in devices]
-    pop = MTJPopulation(
-        *(
-            torch.tensor([getattr(f, name) for f in fits], dtype=torch.float64)
-            for name in MTJPopulation._fields
-        )
-    )
+    pop = fitted_population(fits)
     allowed = COMPLIANCE_MARGIN * torch.tensor([e.limits.compliance_v for e in devices], dtype=torch.float64)
 
     def fits_at(r: float) -> bool:

@@ -1,4 +1,7 @@
-"""Study 4: noise-based local learning, every neuron perturbed by its own stochastic MTJ (PAPERS.md 4).
+"""Study 4: noise-based local learning, every neuron perturbed by its own stochastic MTJ.
+
+Koenders et al., Phys. Rev. Applied 23, 054035 (2025); see the study's page in the docs
+(docs/studies/danp.md).
 
 Every experiment trains, on the same data, initial weights and minibatch order, one network per
 variant, epoch by epoch side by side:
@@ -32,16 +35,16 @@ import torch
 
 from spinlearn import data, plots
 from spinlearn._fields import Validated, param
+from spinlearn.config import batch_size_param, epochs_param
 from spinlearn.errors import ConfigError, DataError
 from spinlearn.experiments import mnist
 from spinlearn.experiments.mnist import MNISTData
-from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
+from spinlearn.experiments.registry import RunContext, SeedResult, Target, family, threshold
 from spinlearn.learning import danp
+from spinlearn.learning.danp_noise import NOISE_SOURCES, NoiseConfig
 from spinlearn.training import lr_at
 
-PAPER = (
-    "Koenders et al., Phys. Rev. Applied 23, 054035 (2025); their code, measured on a 2-core CPU (issue 7)"
-)
+PAPER = "Koenders et al., Phys. Rev. Applied 23, 054035 (2025); their code, measured on a 2-core CPU"
 VARIANT_LABELS = {
     "danp": "DANP (configured noise)",
     "np": "NP (no decorrelation)",
@@ -54,8 +57,8 @@ VARIANT_LABELS = {
 class DANPTrainConfig(Validated):
     """Optimisation schedule (Adam on W, b; SGD at rule.decor_lr on the decorrelation)."""
 
-    epochs: int = param(20, "passes over the training set", ge=1, le=100_000)
-    batch_size: int = param(64, "samples per update", ge=1, le=1_000_000)
+    epochs: int = epochs_param(20)
+    batch_size: int = batch_size_param(64)
     lr: float = param(danp.AUTHORS_LR, "Adam learning rate of the node-perturbation networks", gt=0, le=1)
     lr_decay: str = param(
         "none", "schedule of lr: none or cosine (to lr * lr_final)", choices=("none", "cosine")
@@ -88,7 +91,7 @@ class DANPExperimentConfig:
     data: DANPData = dataclasses.field(default_factory=DANPData)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     rule: danp.DANPConfig = dataclasses.field(default_factory=danp.DANPConfig)
-    device: danp.NoiseConfig = dataclasses.field(default_factory=danp.NoiseConfig)  # the sMTJ noise devices
+    device: NoiseConfig = dataclasses.field(default_factory=NoiseConfig)  # the sMTJ noise devices
     train: DANPTrainConfig = dataclasses.field(default_factory=DANPTrainConfig)
     compare: CompareConfig = dataclasses.field(default_factory=CompareConfig)
 
@@ -139,17 +142,15 @@ def _variants(cfg: DANPExperimentConfig, sizes: list[int], ctx: RunContext) -> l
     if cfg.compare.np:
         specs.append(("np", dataclasses.replace(cfg.rule, variant="np"), cfg.device, False))
     if cfg.compare.gaussian:
-        specs.append(("gaussian", cfg.rule, danp.NoiseConfig(kind="gaussian"), False))
+        specs.append(("gaussian", cfg.rule, NoiseConfig(kind="gaussian"), False))
     if cfg.compare.bp:
-        specs.append(
-            ("bp", dataclasses.replace(cfg.rule, variant="np"), danp.NoiseConfig(kind="gaussian"), True)
-        )
+        specs.append(("bp", dataclasses.replace(cfg.rule, variant="np"), NoiseConfig(kind="gaussian"), True))
     variants = []
     for name, rule, noise, backprop in specs:
         init = torch.Generator().manual_seed(init_seed)
         net = danp.DANPNetwork(sizes, init, rule, noise, device=ctx.device)
         net.noise_sources = [  # noise from the run's generator, each variant its own stream
-            danp.NOISE_SOURCES[noise.kind](width, ctx.generator, noise) for width in sizes[1:]
+            NOISE_SOURCES[noise.kind](width, ctx.generator, noise) for width in sizes[1:]
         ]
         lr = cfg.train.bp_lr if backprop else cfg.train.lr
         variants.append(Variant(name, net, danp.make_optimizers(net, lr=lr), backprop))
@@ -218,64 +219,45 @@ TUNED = {
 }
 QUICK_MNIST = {"data.train_subset": 5_000, "train.epochs": 1, "compare.gaussian": False}
 
-register(
-    Experiment(
-        name="mnist-danp",
-        summary="MNIST 3x500, the authors' DANP configuration with their sMTJ noise; NP, Gaussian, BP beside",
-        config_cls=DANPExperimentConfig,
-        run=run,
-        plot=plot,
-        targets=(
-            Target("test_accuracy_mean", 0.912, PAPER + ": DANP, sMTJ noise, 20 epochs"),
-            Target("bp_test_accuracy_mean", 0.980, PAPER + ": backprop at lr 1e-3, 20 epochs"),
-        ),
-        quick=QUICK_MNIST,
-    )
+experiment = family(config_cls=DANPExperimentConfig, run=run, plot=plot)
+experiment(
+    "mnist-danp",
+    "MNIST 3x500, the authors' DANP configuration with their sMTJ noise; NP, Gaussian, BP beside",
+    targets=(
+        Target("test_accuracy_mean", 0.912, PAPER + ": DANP, sMTJ noise, 20 epochs"),
+        Target("bp_test_accuracy_mean", 0.980, PAPER + ": backprop at lr 1e-3, 20 epochs"),
+    ),
+    quick=QUICK_MNIST,
 )
-register(
-    Experiment(
-        name="mnist-danp-tuned",
-        summary="MNIST 3x500, DANP with sMTJ noise on our schedule (batch 256, Adam 1e-3 cosine, decor 1e-5)",
-        config_cls=DANPExperimentConfig,
-        base_config=lambda: _base(compare={"gaussian": False}, **TUNED),
-        run=run,
-        plot=plot,
-        targets=(Target("test_accuracy_mean", 0.96, "acceptance (issue 7): DANP with sMTJ noise", False),),
-        quick=QUICK_MNIST,
-    )
+experiment(
+    "mnist-danp-tuned",
+    "MNIST 3x500, DANP with sMTJ noise on our schedule (batch 256, Adam 1e-3 cosine, decor 1e-5)",
+    base_config=lambda: _base(compare={"gaussian": False}, **TUNED),
+    targets=(threshold("test_accuracy_mean", 0.96, "DANP with sMTJ noise"),),
+    quick=QUICK_MNIST,
 )
-register(
-    Experiment(
-        name="digits-danp",
-        summary="8x8 digits, 64 -> 3x100 -> 10, DANP with sMTJ noise; NP, Gaussian, BP beside (quick)",
-        config_cls=DANPExperimentConfig,
-        base_config=lambda: _base(
-            data={"dataset": "digits"},
-            model={"hidden": (100, 100, 100)},
-            train={"epochs": 30, "batch_size": 32, "lr": 1e-2, "lr_decay": "cosine"},
-        ),
-        run=run,
-        plot=plot,
-        quick={"train.epochs": 10},
-    )
+experiment(
+    "digits-danp",
+    "8x8 digits, 64 -> 3x100 -> 10, DANP with sMTJ noise; NP, Gaussian, BP beside (quick)",
+    base_config=lambda: _base(
+        data={"dataset": "digits"},
+        model={"hidden": (100, 100, 100)},
+        train={"epochs": 30, "batch_size": 32, "lr": 1e-2, "lr_decay": "cosine"},
+    ),
+    quick={"train.epochs": 10},
 )
-register(
-    Experiment(
-        name="smtj-small-network",
-        summary="Iris 4 -> 16 -> 3, every perturbation from 4 simulated sMTJ devices (hardware-demo scale)",
-        config_cls=DANPExperimentConfig,
-        base_config=lambda: _base(
-            data={"dataset": "iris"},
-            model={"hidden": (16,)},
-            device={"kind": "smtj_device", "devices": 4},
-            train={"epochs": 60, "batch_size": 8, "lr": 1e-2, "lr_decay": "cosine", "bp_lr": 1e-2},
-            compare={"gaussian": False},
-        ),
-        run=run,
-        plot=plot,
-        targets=(Target("test_accuracy_mean", 0.90, "acceptance (issue 7)", False),),
-        seeds=5,
-        quick_seeds=2,
-        quick={"train.epochs": 20},
-    )
+experiment(
+    "smtj-small-network",
+    "Iris 4 -> 16 -> 3, every perturbation from 4 simulated sMTJ devices (hardware-demo scale)",
+    base_config=lambda: _base(
+        data={"dataset": "iris"},
+        model={"hidden": (16,)},
+        device={"kind": "smtj_device", "devices": 4},
+        train={"epochs": 60, "batch_size": 8, "lr": 1e-2, "lr_decay": "cosine", "bp_lr": 1e-2},
+        compare={"gaussian": False},
+    ),
+    targets=(threshold("test_accuracy_mean", 0.90, "Iris at the hardware demo's scale"),),
+    seeds=5,
+    quick_seeds=2,
+    quick={"train.epochs": 20},
 )

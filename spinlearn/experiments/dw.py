@@ -1,4 +1,6 @@
-"""Study 2: domain-wall synapses learning by Langevin dynamics from their own wall motion (PAPERS.md 2).
+"""Study 2: domain-wall synapses learning by Langevin dynamics from their own wall motion.
+
+Dalgaty et al. 2023, arXiv:2312.02771; see the study's page in the docs (docs/studies/dw-sgld.md).
 
 Every experiment trains its variants on the same data, initial weights and minibatch order:
 
@@ -16,13 +18,13 @@ Experiments:
 * ``cifar10-dw-resnet18``: full-width ResNet-18 on CIFAR-10 from ``data.dir`` (for a GPU).
 
 Accuracy, NLL, ECE and the confidence gap (mean confidence minus accuracy, negative when
-underconfident; :func:`~spinlearn.learning.sgld.confidence_gap`) are reported for the final
+underconfident; :func:`~spinlearn.metrics.confidence_gap`) are reported for the final
 weights (``test_accuracy``, ``*_final``), for one posterior sample (``*_single``: each of the
 ``posterior.samples`` thinned samples of the chain's last part scored alone, then averaged: what a
 chip holding one sample delivers) and for the posterior average of the samples' predictions
 (``*_posterior``). ``ece_gap`` is the DW posterior's ECE minus one sample's, with a 95 %
 paired-bootstrap interval over the test examples (``ece_gap_low``, ``ece_gap_high``;
-:func:`~spinlearn.learning.sgld.ece_gap`). Averaging can only lower confidence, so it tends to
+:func:`~spinlearn.metrics.ece_gap`). Averaging can only lower confidence, so it tends to
 improve the ECE of overconfident samples and to worsen that of underconfident ones: the confidence
 gap says which case a run is in.
 """
@@ -41,30 +43,22 @@ from torch import nn
 
 from spinlearn import data, plots
 from spinlearn._fields import Validated, param
-from spinlearn.config import DataConfig
+from spinlearn.config import DataConfig, batch_size_param, epochs_param, lr_decay_param, lr_final_param
 from spinlearn.devices.domain_wall import DomainWall, DWParams
 from spinlearn.energy import EnergyConfig, Ledger
 from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.experiments import mnist
 from spinlearn.experiments.mnist import Tensors
-from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
+from spinlearn.experiments.registry import RunContext, SeedResult, family, threshold
 from spinlearn.hardware.dw_synapses import DWSynapses
-from spinlearn.learning.sgld import (
-    DWSGLD,
-    SGLD,
-    PosteriorSamples,
-    SGLDConfig,
-    confidence_gap,
-    ece,
-    ece_gap,
-    nll,
-    softmax_outputs,
-)
+from spinlearn.learning.posterior import PosteriorSamples
+from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig
+from spinlearn.metrics import confidence_gap, ece, ece_gap, nll, softmax_outputs
 from spinlearn.nn.dw import Layers
 from spinlearn.nn.resnet import mlp, resnet18
 from spinlearn.training import check_finite, lr_at
 
-PAPER = "Dalgaty et al. 2023, arXiv:2312.02771 (parity with floating point down to 6-7 bit updates)"
+PAPER = "Dalgaty et al. 2023, arXiv:2312.02771"
 CLASSES = 10
 
 
@@ -83,11 +77,11 @@ class DWData(DataConfig):
 class DWTrainConfig(Validated):
     """Schedule shared by every variant (lr on the mean minibatch loss; see learning.sgld)."""
 
-    epochs: int = param(8, "passes over the training set", ge=1, le=100_000)
-    batch_size: int = param(128, "samples per update", ge=1, le=1_000_000)
+    epochs: int = epochs_param(8)
+    batch_size: int = batch_size_param(128)
     lr: float = param(0.1, "learning rate eta (drift -eta grad of the mean loss)", gt=0, le=100)
-    lr_decay: str = param("cosine", "learning-rate schedule", choices=("none", "exponential", "cosine"))
-    lr_final: float = param(0.1, "final learning rate / initial, for decaying schedules", gt=0, le=1)
+    lr_decay: str = lr_decay_param("cosine")
+    lr_final: float = lr_final_param(0.1)
 
 
 @dataclass(frozen=True)
@@ -102,6 +96,11 @@ class DWModelConfig(Validated):
 class PosteriorConfig(Validated):
     samples: int = param(8, "thinned weight samples averaged for the posterior predictive", ge=1, le=1000)
     burn_in: float = param(0.5, "fraction of the training steps before the first sample", ge=0, lt=1)
+
+    def chain(self, steps: int) -> PosteriorSamples:
+        """What a chain of ``steps`` steps keeps: ``samples`` states, evenly thinned after burn-in."""
+        burn_in = int(self.burn_in * steps)
+        return PosteriorSamples(burn_in, max(1, (steps - burn_in) // self.samples), self.samples)
 
 
 @dataclass(frozen=True)
@@ -194,10 +193,7 @@ def train_variant(
     optimizer = _optimizer(kind, model, cfg, sgld, n, ctx, ledger)
     steps_per_epoch = math.ceil(n / cfg.train.batch_size)
     total = steps_per_epoch * cfg.train.epochs
-    burn_in = int(cfg.posterior.burn_in * total)
-    posterior = PosteriorSamples(
-        burn_in, max(1, (total - burn_in) // cfg.posterior.samples), cfg.posterior.samples
-    )
+    posterior = cfg.posterior.chain(total)
     order = torch.Generator().manual_seed(ctx.seed + 1)
     x_eval, y_eval = d.test[0][: cfg.data.eval_subset or None], d.test[1][: cfg.data.eval_subset or None]
     history: list[dict] = []
@@ -360,89 +356,65 @@ def plot_sweep(results: list[SeedResult], cfg: DWConfig, out: Path) -> list[Path
     ]
 
 
-MLP_QUICK = {"data.dataset": "digits", "train.epochs": 4, "train.batch_size": 32, "data.eval_subset": 0}
+def resnet18_config(width: float, data: DWData, train: DWTrainConfig, **sections) -> DWConfig:
+    """The defaults with a ResNet-18 of ``width`` for the model, trained on ``data`` by ``train``."""
+    model = DWModelConfig(arch="resnet18", width=width)
+    return dataclasses.replace(DWConfig(), model=model, data=data, train=train, **sections)
 
-register(
-    Experiment(
-        name="mnist-dw-sgld",
-        summary="MNIST MLP trained by DW-SGLD (wall motion is the Langevin noise), float SGLD beside it",
-        config_cls=DWConfig,
-        run=run_compare,
-        plot=plot_compare,
-        targets=(
-            Target(
-                "test_accuracy_mean", 0.97, "acceptance threshold of ours (MLP on MNIST)", published=False
-            ),
-        ),
-        quick=MLP_QUICK,
-        epochs_of=lambda cfg: cfg.train.epochs * (1 + cfg.compare.float_sgld + cfg.compare.sgd),
-    )
+
+def compare_epochs(cfg: DWConfig) -> int:
+    """Epochs of a comparison run: DW-SGLD's and each enabled baseline's."""
+    return cfg.train.epochs * (1 + cfg.compare.float_sgld + cfg.compare.sgd)
+
+
+MLP_QUICK = {"data.dataset": "digits", "train.epochs": 4, "train.batch_size": 32, "data.eval_subset": 0}
+#: DW-SGLD beside its baselines; dw-bits-sweep runs and plots a sweep instead.
+experiment = family(config_cls=DWConfig, run=run_compare, plot=plot_compare, epochs_of=compare_epochs)
+experiment(
+    "mnist-dw-sgld",
+    "MNIST MLP trained by DW-SGLD (wall motion is the Langevin noise), float SGLD beside it",
+    targets=(threshold("test_accuracy_mean", 0.97, "MLP on MNIST"),),
+    quick=MLP_QUICK,
 )
-register(
-    Experiment(
-        name="dw-bits-sweep",
-        summary="MNIST MLP: DW-SGLD accuracy at 2-8 bit updates against float SGLD",
-        config_cls=DWConfig,
-        base_config=lambda: dataclasses.replace(DWConfig(), sweep=SweepConfig(bits=(2, 3, 4, 5, 6, 7, 8))),
-        run=run_sweep,
-        plot=plot_sweep,
-        targets=(
-            Target(
-                "gap_float_minus_bits_6_mean",
-                0.005,
-                "acceptance threshold of ours, after " + PAPER,
-                published=False,
-                higher_is_better=False,
-            ),
+experiment(
+    "dw-bits-sweep",
+    "MNIST MLP: DW-SGLD accuracy at 2-8 bit updates against float SGLD",
+    base_config=lambda: dataclasses.replace(DWConfig(), sweep=SweepConfig(bits=(2, 3, 4, 5, 6, 7, 8))),
+    run=run_sweep,
+    plot=plot_sweep,
+    targets=(
+        threshold(
+            "gap_float_minus_bits_6_mean",
+            0.005,
+            f"after {PAPER}: parity with floating point down to 6-7 bit updates",
+            higher_is_better=False,
         ),
-        quick={**MLP_QUICK, "sweep.bits": [2, 6, 8]},
-        epochs_of=lambda cfg: cfg.train.epochs * (len(cfg.sweep.bits) + 1),
-    )
+    ),
+    quick={**MLP_QUICK, "sweep.bits": [2, 6, 8]},
+    epochs_of=lambda cfg: cfg.train.epochs * (len(cfg.sweep.bits) + 1),
 )
-register(
-    Experiment(
-        name="mnist-dw-resnet18",
-        summary="ResNet-18 (width 0.25), MNIST subset: DW-SGLD at 6 bits vs float SGLD, posterior averaged",
-        config_cls=DWConfig,
-        base_config=lambda: dataclasses.replace(
-            DWConfig(),
-            model=DWModelConfig(arch="resnet18", width=0.25),
-            data=DWData(train_subset=20_000, eval_subset=1000),
-            train=DWTrainConfig(epochs=2, batch_size=32, lr=0.2),
-            posterior=PosteriorConfig(samples=4, burn_in=0.7),
-        ),
-        run=run_compare,
-        plot=plot_compare,
-        targets=(
-            Target(
-                "test_accuracy_mean",
-                0.98,
-                "acceptance threshold of ours (ResNet-18 on MNIST)",
-                published=False,
-            ),
-        ),
-        quick={
-            "data.dataset": "digits",
-            "model.width": 0.125,
-            "train.epochs": 1,
-            "train.batch_size": 64,
-            "data.eval_subset": 0,
-        },
-        epochs_of=lambda cfg: cfg.train.epochs * (1 + cfg.compare.float_sgld + cfg.compare.sgd),
-    )
+experiment(
+    "mnist-dw-resnet18",
+    "ResNet-18 (width 0.25), MNIST subset: DW-SGLD at 6 bits vs float SGLD, posterior averaged",
+    base_config=lambda: resnet18_config(
+        0.25,
+        DWData(train_subset=20_000, eval_subset=1000),
+        DWTrainConfig(epochs=2, batch_size=32, lr=0.2),
+        posterior=PosteriorConfig(samples=4, burn_in=0.7),
+    ),
+    targets=(threshold("test_accuracy_mean", 0.98, "ResNet-18 on MNIST"),),
+    quick={
+        "data.dataset": "digits",
+        "model.width": 0.125,
+        "train.epochs": 1,
+        "train.batch_size": 64,
+        "data.eval_subset": 0,
+    },
 )
-register(
-    Experiment(
-        name="cifar10-dw-resnet18",
-        summary="ResNet-18 (full width) on CIFAR-10 from data.dir: DW-SGLD at 6 bits vs float SGLD (GPU)",
-        config_cls=DWConfig,
-        base_config=lambda: dataclasses.replace(
-            DWConfig(),
-            model=DWModelConfig(arch="resnet18", width=1.0),
-            data=DWData(dataset="cifar10", eval_subset=2000),
-            train=DWTrainConfig(epochs=30, batch_size=128, lr=0.05),
-        ),
-        run=run_compare,
-        plot=plot_compare,
-    )
+experiment(
+    "cifar10-dw-resnet18",
+    "ResNet-18 (full width) on CIFAR-10 from data.dir: DW-SGLD at 6 bits vs float SGLD (GPU)",
+    base_config=lambda: resnet18_config(
+        1.0, DWData(dataset="cifar10", eval_subset=2000), DWTrainConfig(epochs=30, batch_size=128, lr=0.05)
+    ),
 )

@@ -27,7 +27,7 @@ from spinlearn._fields import Validated, param
 from spinlearn.devices import mtj
 from spinlearn.errors import ConfigError
 from spinlearn.experiments.common import ExperimentConfig, make_backend
-from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
+from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, register, threshold
 from spinlearn.hardware import SimulatedBackend
 from spinlearn.learning.afd import AFDConfig
 from spinlearn.nn import MTJActivation, mlp
@@ -131,7 +131,7 @@ register(
         config_cls=GradcheckConfig,
         run=run,
         plot=plot,
-        targets=(Target("cosine_best", 0.999, "acceptance (issue 3)", published=False),),
+        targets=(threshold("cosine_best", 0.999),),
         epochs_of=lambda cfg: cfg.sweep.points,
         quick={"sweep.points": 15},
     )

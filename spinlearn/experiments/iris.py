@@ -1,4 +1,6 @@
-"""Study 1 on Iris: MTJ neurons trained by analog finite differences (PAPERS.md section 1).
+"""Study 1 on Iris: MTJ neurons trained by analog finite differences.
+
+Pereira et al. 2026, arXiv:2603.03947; see the study's page in the docs (docs/studies/afd.md).
 
 * ``iris-afd``: 4 -> 16 MTJ neurons -> 3, trained by AFD through the backend (paper: 93.3 %, 28/30,
   measured with real devices in the loop).
@@ -19,7 +21,7 @@ from spinlearn.config import TrainConfig
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import ConfigError
 from spinlearn.experiments.common import ExperimentConfig, MLPConfig, make_backend, mtj_mlp, sweep_devices
-from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
+from spinlearn.experiments.registry import RunContext, SeedResult, Target, family
 from spinlearn.learning.afd import AFDConfig
 from spinlearn.training import accuracy, train_classifier
 
@@ -83,43 +85,24 @@ def _config(**model) -> IrisConfig:
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model))
 
 
-register(
-    Experiment(
-        name="iris-afd",
-        summary="Iris, 1 hidden layer of 16 MTJ neurons trained by analog finite differences",
-        config_cls=IrisConfig,
-        run=run,
-        plot=plot,
-        targets=(Target("test_accuracy_mean", 0.933, PAPER),),
-        seeds=10,
-        quick_seeds=5,
-    )
+#: Every Iris experiment: ten seeds (five with --quick), each its own split, devices and weights.
+experiment = family(config_cls=IrisConfig, run=run, plot=plot, seeds=10, quick_seeds=5)
+experiment(
+    "iris-afd",
+    "Iris, 1 hidden layer of 16 MTJ neurons trained by analog finite differences",
+    targets=(Target("test_accuracy_mean", 0.933, PAPER),),
 )
-register(
-    Experiment(
-        name="iris-afd-2h",
-        summary="Iris, 2 hidden layers of 16 MTJ neurons, AFD with a decaying learning rate",
-        config_cls=IrisConfig,
-        base_config=lambda: dataclasses.replace(
-            _config(hidden=(16, 16)),
-            train=TrainConfig(epochs=60, lr=0.05, batch_size=8, lr_decay="exponential", lr_final=0.1),
-        ),
-        run=run,
-        plot=plot,
-        targets=(Target("test_accuracy_mean", 0.933, PAPER + "; the paper's 2-layer run"),),
-        seeds=10,
-        quick_seeds=5,
-    )
+experiment(
+    "iris-afd-2h",
+    "Iris, 2 hidden layers of 16 MTJ neurons, AFD with a decaying learning rate",
+    base_config=lambda: dataclasses.replace(
+        _config(hidden=(16, 16)),
+        train=TrainConfig(epochs=60, lr=0.05, batch_size=8, lr_decay="exponential", lr_final=0.1),
+    ),
+    targets=(Target("test_accuracy_mean", 0.933, PAPER + "; the paper's 2-layer run"),),
 )
-register(
-    Experiment(
-        name="iris-tanh",
-        summary="Iris baseline: iris-afd's network and schedule with a digital tanh",
-        config_cls=IrisConfig,
-        base_config=lambda: _config(activation="tanh"),
-        run=run,
-        plot=plot,
-        seeds=10,
-        quick_seeds=5,
-    )
+experiment(
+    "iris-tanh",
+    "Iris baseline: iris-afd's network and schedule with a digital tanh",
+    base_config=lambda: _config(activation="tanh"),
 )

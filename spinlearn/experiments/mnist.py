@@ -1,7 +1,8 @@
 """Study 1 on MNIST: deep MTJ networks trained by AFD, the tanh baseline, knowledge distillation.
 
-PAPERS.md section 1: the paper's simulated 4-hidden-layer network reaches 97.9 % (comparable to tanh)
-and a small MTJ student taught by a large digital teacher reaches 97.2 %.
+Pereira et al. 2026, arXiv:2603.03947 (see the study's page in the docs, docs/studies/afd.md): the
+paper's simulated 4-hidden-layer network reaches 97.9 % (comparable to tanh) and a small MTJ student
+taught by a large digital teacher reaches 97.2 %.
 
 * ``mnist-afd``: 784 -> 4 x 512 MTJ neurons -> 10, AFD through the backend with variability and read
   noise on; Adam, cosine decay, 20 epochs, batch 128. The identical tanh network (same initial
@@ -30,7 +31,7 @@ from spinlearn.config import DataConfig, TrainConfig
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import DataError
 from spinlearn.experiments.common import ExperimentConfig, MLPConfig, make_backend, mtj_mlp
-from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, Target, register
+from spinlearn.experiments.registry import RunContext, SeedResult, Target, family
 from spinlearn.io import write_bytes_atomic
 from spinlearn.learning.afd import AFDConfig
 from spinlearn.training import accuracy, train_classifier
@@ -315,40 +316,26 @@ def plot(results: list[SeedResult], cfg, out: Path) -> list[Path]:
 
 
 QUICK = {"data.train_subset": 10_000, "train.epochs": 2}
-register(
-    Experiment(
-        name="mnist-afd",
-        summary="MNIST, 4 hidden layers of 512 MTJ neurons trained by AFD, tanh twin network beside it",
-        config_cls=MNISTConfig,
-        run=run_mlp,
-        plot=plot,
-        targets=(Target("test_accuracy_mean", 0.979, PAPER),),
-        quick=QUICK,
-        epochs_of=lambda cfg: cfg.train.epochs * (2 if cfg.baseline.tanh else 1),
-    )
+experiment = family(config_cls=MNISTConfig, run=run_mlp, plot=plot, quick=QUICK)
+experiment(
+    "mnist-afd",
+    "MNIST, 4 hidden layers of 512 MTJ neurons trained by AFD, tanh twin network beside it",
+    targets=(Target("test_accuracy_mean", 0.979, PAPER),),
+    epochs_of=lambda cfg: cfg.train.epochs * (2 if cfg.baseline.tanh else 1),
 )
-register(
-    Experiment(
-        name="mnist-tanh",
-        summary="MNIST baseline: mnist-afd's network and training with digital tanh",
-        config_cls=MNISTConfig,
-        base_config=lambda: dataclasses.replace(
-            MNISTConfig(), model=MLPConfig(hidden=(512,) * 4, activation="tanh")
-        ),
-        run=run_mlp,
-        plot=plot,
-        quick=QUICK,
-    )
+experiment(
+    "mnist-tanh",
+    "MNIST baseline: mnist-afd's network and training with digital tanh",
+    base_config=lambda: dataclasses.replace(
+        MNISTConfig(), model=MLPConfig(hidden=(512,) * 4, activation="tanh")
+    ),
 )
-register(
-    Experiment(
-        name="mnist-kd",
-        summary="MNIST knowledge distillation: CNN teacher -> 1-hidden-layer MTJ student trained by AFD",
-        config_cls=MNISTKDConfig,
-        run=run_kd,
-        plot=plot,
-        targets=(Target("test_accuracy_mean", 0.972, PAPER + ", knowledge distillation"),),
-        quick={**QUICK, "teacher.epochs": 1},
-        epochs_of=lambda cfg: 2 * cfg.train.epochs + (0 if cfg.teacher.path else cfg.teacher.epochs),
-    )
+experiment(
+    "mnist-kd",
+    "MNIST knowledge distillation: CNN teacher -> 1-hidden-layer MTJ student trained by AFD",
+    config_cls=MNISTKDConfig,
+    run=run_kd,
+    targets=(Target("test_accuracy_mean", 0.972, PAPER + ", knowledge distillation"),),
+    quick={**QUICK, "teacher.epochs": 1},
+    epochs_of=lambda cfg: 2 * cfg.train.epochs + (0 if cfg.teacher.path else cfg.teacher.epochs),
 )

@@ -27,6 +27,12 @@ class Target:
         return measured >= self.value if self.higher_is_better else measured <= self.value
 
 
+def threshold(metric: str, value: float, why: str = "", *, higher_is_better: bool = True) -> Target:
+    """An acceptance threshold of ours, not a paper's figure; ``why`` says what it stands for."""
+    source = f"acceptance threshold of ours ({why})" if why else "acceptance threshold of ours"
+    return Target(metric, value, source, published=False, higher_is_better=higher_is_better)
+
+
 @dataclass
 class SeedResult:
     """What one seed of an experiment produced."""
@@ -95,6 +101,16 @@ def register(experiment: Experiment) -> Experiment:
         raise ValueError(f"experiment {experiment.name!r} registered twice")
     EXPERIMENTS[experiment.name] = experiment
     return experiment
+
+
+def family(**shared: Any) -> Callable[..., Experiment]:
+    """A function that registers experiments sharing ``shared`` settings (config class, run, plot,
+    seeds, ...): ``add(name, summary, **own)``, where ``own`` adds to ``shared`` or overrides it."""
+
+    def add(name: str, summary: str, **own: Any) -> Experiment:
+        return register(Experiment(name=name, summary=summary, **{**shared, **own}))
+
+    return add
 
 
 def get(name: str) -> Experiment:

@@ -2,9 +2,10 @@ r"""Calibration: an I-V sweep of every device through the instrument, and a fit 
 
 ``spinlearn calibrate --resource RES --out profile.yaml [--profile limits.yaml]``:
 
-1. **Sweep.** Every device of the profile is biased at ``points`` currents evenly spaced over
-   :math:`\pm` its ``max_current_a``, ``repeats`` times, in list sweeps that interleave the devices.
-   The safety checks of :class:`~.visa.Bench` apply (nothing beyond the limits is written);
+1. **Sweep.** Every device of the profile is biased at ``points`` currents over :math:`\pm` its
+   ``max_current_a``, sinh-spaced (``GRID_STRETCH``: densest around zero, where the free layer
+   switches), ``repeats`` times, in list sweeps that interleave the devices.
+   The safety checks of :class:`~.bench.Bench` apply (nothing beyond the limits is written);
    readings in compliance come back flagged and are left out of the fit.
 2. **Fit.** The mean voltage per point is fitted per device with
    :func:`spinlearn.devices.mtj.voltage` by ``scipy.optimize.least_squares`` over
@@ -36,8 +37,9 @@ from spinlearn import __version__
 from spinlearn.devices import mtj
 from spinlearn.devices.mtj import MTJParams
 from spinlearn.errors import ConfigError
+from spinlearn.hardware.bench import Bench
 from spinlearn.hardware.profile import DeviceProfile
-from spinlearn.hardware.visa import Bench, SourceMeter
+from spinlearn.hardware.sourcemeter import SourceMeter
 from spinlearn.io import save_figure_atomic, write_text_atomic
 
 V_HALF_IDENTIFIED = 0.25  # relative standard error of V_h below which it counts as measured

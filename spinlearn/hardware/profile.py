@@ -44,8 +44,9 @@ import yaml
 
 from spinlearn._fields import Validated, param
 from spinlearn.config import read_yaml
-from spinlearn.devices.mtj import MTJParams, MTJPopulation
+from spinlearn.devices.mtj import MTJParams, MTJPopulation, fitted_population
 from spinlearn.errors import ConfigError
+from spinlearn.hardware.scpi import MAX_CURRENT_A, MAX_VOLTAGE_V
 
 DEFAULT_PAIRS = 32
 MAX_CHANNEL = 9999
@@ -56,14 +57,19 @@ class DeviceLimits(Validated):
     """Hard limits of one device. Defaults suit the simulated 1 kOhm junctions of the virtual bench."""
 
     max_current_a: float = param(
-        1.2e-3, "largest |current| the device may carry (A); a larger request is refused", gt=0, le=1.05
+        1.2e-3,
+        "largest |current| the device may carry (A); a larger request is refused",
+        gt=0,
+        le=MAX_CURRENT_A,
     )
-    max_voltage_v: float = param(1.5, "voltage rating of the device, below its breakdown (V)", gt=0, le=210)
+    max_voltage_v: float = param(
+        1.5, "voltage rating of the device, below its breakdown (V)", gt=0, le=MAX_VOLTAGE_V
+    )
     compliance_v: float = param(
         1.4,
         "voltage compliance of the source-measure unit for this device (V); <= max_voltage_v",
         gt=0,
-        le=210,
+        le=MAX_VOLTAGE_V,
     )
 
     def __post_init__(self) -> None:
@@ -206,12 +212,7 @@ class DeviceProfile:
                 f"device profile {self.source} has no fitted parameters for channel {missing[0]} "
                 "(run `spinlearn calibrate` to fit them)"
             )
-        return MTJPopulation(
-            *(
-                torch.tensor([getattr(e.fit, name) for e in entries], dtype=dtype, device=device)
-                for name in MTJPopulation._fields
-            )
-        )
+        return fitted_population([e.fit for e in entries], device, dtype)
 
     def require_pairs(self, needed: int) -> None:
         if needed > len(self.pairs):

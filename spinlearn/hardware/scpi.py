@@ -33,6 +33,7 @@ in compliance. ``9.91E37`` is SCPI's not-a-number.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -42,6 +43,9 @@ STATUS_COMPLIANCE = 1 << 3
 STATUS_V_MEASURE = 1 << 11
 STATUS_I_SOURCE = 1 << 15
 ELEMENTS = ("VOLT", "CURR", "RES", "TIME", "STAT")
+# The Keithley 2400's largest source current and voltage compliance: no device limit goes beyond.
+MAX_CURRENT_A = 1.05
+MAX_VOLTAGE_V = 210.0
 
 # Long forms; the short form is the leading upper-case part. A header node may use either.
 _MNEMONICS = (
@@ -139,3 +143,81 @@ def format_number(value: float) -> str:
     if not math.isfinite(value):
         value = NAN_CODE
     return f"{value:+.6E}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The instrument's side: headers to handlers, arguments to values, errors to the error queue
+
+# Long forms of the status and data-store nodes that .scpi's header table lacks: long -> short.
+_LONG_FORMS = {
+    "CALCULATE": "CALC",
+    "TRACE": "TRAC",
+    "CONTROL": "CONT",
+    "PRESET": "PRES",
+    "ENABLE": "ENAB",
+    "MEASUREMENT": "MEAS",
+    "EVENT": "EVEN",
+    "CONDITION": "COND",
+    "QUESTIONABLE": "QUES",
+    "OPERATION": "OPER",
+    "ACTUAL": "ACT",
+    "TSTAMP": "TST",
+    "QUEUE": "QUE",
+}
+_CALC = re.compile(r":?CALC(?:ULATE)?(\d*)\b", re.IGNORECASE)
+
+
+class ScpiError(Exception):
+    """A command the instrument rejects: pushed to the error queue as ``code,"message"``."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f'{code},"{message}"')
+        self.code = code
+
+
+def parse_number(text: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ScpiError(-104, "Data type error") from None
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ScpiError(-222, "Data out of range")
+    return value
+
+
+def parse_integer(text: str, lo: float, hi: float) -> int:
+    value = parse_number(text, lo, hi)
+    if not value.is_integer():
+        raise ScpiError(-104, "Data type error")
+    return int(value)
+
+
+def parse_choice(text: str, words: dict[str, str]) -> str:
+    """The short form of a named parameter (``NEVER`` -> ``NEV``) among ``words`` (long and short)."""
+    word = words.get(text.strip().strip("'\"").upper())
+    if word is None:
+        raise ScpiError(-224, "Illegal parameter value")
+    return word
+
+
+def header_key(header: str) -> str:
+    """The handler key of a header: :func:`normalise_header`, plus the long forms of the status
+    and data-store nodes and the suffix of ``CALCulate<n>`` (``:calculate3:data?`` -> ``CALC3:DATA?``)."""
+    key = normalise_header(header)
+    if key.startswith("*"):
+        return key
+    query = key.endswith("?")
+    nodes = [_LONG_FORMS.get(node, node) for node in key.removesuffix("?").split(":")]
+    if nodes[0] == "CALC":
+        match = _CALC.match(header.strip())
+        nodes[0] += (match.group(1) if match else "") or "1"
+    return ":".join(nodes) + ("?" if query else "")
+
+
+def parse_boolean(text: str) -> bool:
+    word = text.strip().upper()
+    if word in ("ON", "1"):
+        return True
+    if word in ("OFF", "0"):
+        return False
+    raise ScpiError(-224, "Illegal parameter value")

@@ -1,7 +1,8 @@
 r"""Analog finite differences (AFD): every activation derivative is *measured* on twin devices.
 
-PAPERS.md section 1 (Pereira et al., arXiv:2603.03947). Each neuron device has a twin; the neuron is
-biased at :math:`I`, the twin at :math:`I + \delta I`, and the derivative of the activation is
+Pereira et al. 2026, arXiv:2603.03947; see the study's page in the docs (docs/studies/afd.md). Each
+neuron device has a twin; the neuron is biased at :math:`I`, the twin at :math:`I + \delta I`, and
+the derivative of the activation is
 
 .. math:: f'(I) \approx \frac{V_2(I + \delta I) - V_1(I) - c(I)}{\delta I}
 

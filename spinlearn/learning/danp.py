@@ -1,10 +1,11 @@
 r"""Decorrelated activity-based node perturbation (DANP): learning from the noise of stochastic MTJs.
 
-PAPERS.md section 4 (Koenders et al., "Noise-based Local Learning using Stochastic Magnetic Tunnel
-Junctions", Phys. Rev. Applied 23, 054035 (2025); Dalm, van Gerven, Ahmad, arXiv:2310.00965). The
-rule is checked line by line against the authors' public code, github artcogsys/MTJ-Node-Perturbation
-(commit 2db32df), files ``nodeperturbation/np.py``, ``decor.py``, ``net.py``, ``noise.py``,
-``utils.py``, ``run.py`` and ``conf/`` (read through the stored-code index; ``bp.py`` is not in it).
+Koenders et al., "Noise-based Local Learning using Stochastic Magnetic Tunnel Junctions", Phys. Rev.
+Applied 23, 054035 (2025); Dalm, van Gerven, Ahmad, arXiv:2310.00965; see the study's page in the
+docs (docs/studies/danp.md). The rule is checked line by line against the authors' public code,
+github artcogsys/MTJ-Node-Perturbation (commit 2db32df), files ``nodeperturbation/np.py``,
+``decor.py``, ``net.py``, ``noise.py``, ``utils.py``, ``run.py`` and ``conf/`` (read through the
+stored-code index; ``bp.py`` is not in it).
 
 Network [C]
 -----------
@@ -14,9 +15,9 @@ For layers :math:`l = 1 \dots L`, with :math:`h_0 = x`:
 
 :math:`f` = LeakyReLU(0.01) on hidden layers, identity on the output. :math:`\xi_l` is the noise of
 layer :math:`l`'s own devices, on every layer including the output (one source per layer,
-:data:`NOISE_SOURCES`). :math:`R_l = I`, :math:`c_l = 0` at the start; ``np`` keeps them there and
-skips them. :math:`W_l, b_l \sim U(\pm 1/\sqrt{\mathrm{fan\_in}})` (``torch.nn.Linear``'s default,
-which the authors' layers inherit).
+:data:`~spinlearn.learning.danp_noise.NOISE_SOURCES`). :math:`R_l = I`, :math:`c_l = 0` at the
+start; ``np`` keeps them there and skips them. :math:`W_l, b_l \sim U(\pm 1/\sqrt{\mathrm{fan\_in}})`
+(``torch.nn.Linear``'s default, which the authors' layers inherit).
 
 Rule [C]
 --------
@@ -72,21 +73,10 @@ Details taken from the authors' code [C]
   the authors' BP runs (``conf/runs/BP_*.yaml``) use ``decor_lr = 0``: no decorrelation.
   :func:`backprop_gradients` does both (``train_decorrelation``, default off).
 
-Where this differs from the authors (or from PAPERS.md)
--------------------------------------------------------
-* PAPERS.md writes :math:`z = R h`; the authors' decorrelation carries the bias :math:`c` (PAPERS.md
-  names it among their details); ``decor_bias=False`` gives PAPERS.md's form.
-* ``bernoulli`` follows the authors' ``Bernoulli``: :math:`\sigma \cdot \{0, 1\}` with p = 1/2 (mean
-  :math:`\sigma/2`), not :math:`\pm\sigma`; their ``CentredBernoulli`` is ``centred_bernoulli``,
-  :math:`\sigma (\{0, 1\} - 1/2)`. Their ``n_sources``, ``p_skew``, ``offset`` and ``clean_pass``
-  options (all at their neutral values in the paper's runs) are not offered.
-* ``trace``: the authors stream one trace through all layers, row-major (neighbouring nodes of a
-  sample read neighbouring trace samples, 5 us apart); here each layer has its own
-  :class:`~spinlearn.devices.smtj.TraceNoise`, each node reading the trace from its own random
-  offset, rows in time order. Same marginal statistics, less correlation between nodes.
-* ``smtj``: :class:`~spinlearn.devices.smtj.TelegraphNoise` with :data:`AUTHORS_NOISE` per layer,
-  as their ``simulatedMTJNoise``; the 2B rows of a step are successive samples in time (their two
-  draws of B), the telegraph state persisting across steps and evaluations alike.
+Where this differs from the authors
+-----------------------------------
+* The decorrelation is usually written :math:`z = R h`; the authors' code also carries the bias
+  :math:`c` (above); ``decor_bias=False`` gives the bias-free form.
 * Layer 1 sees the same input in both passes, so :math:`z_1` and :math:`W_1 z_1` are computed once
   for the B samples (the same numbers; the authors compute them twice).
 """
@@ -97,28 +87,17 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from spinlearn._fields import Validated, param
-from spinlearn.devices.smtj import AUTHORS_NOISE, TelegraphNoise, TraceNoise
 from spinlearn.errors import ConfigError, TrainingDiverged
+from spinlearn.learning.danp_noise import NOISE_SOURCES, NoiseConfig, NoiseSource
 
 VARIANTS = ("danp", "np")
-NOISE_KINDS = ("gaussian", "bernoulli", "centred_bernoulli", "smtj", "smtj_device", "trace")
-#: Noise scale per kind when ``NoiseConfig.sigma`` is null: the authors' runs use 1 for device noise
-#: (sMTJ, simulated or measured) and 0.0125 for Bernoulli noise [C]; Gaussian takes the same [I].
-DEFAULT_SIGMA = {
-    "gaussian": 0.0125,
-    "bernoulli": 0.0125,
-    "centred_bernoulli": 0.0125,
-    "smtj": 1.0,
-    "smtj_device": 1.0,
-    "trace": 1.0,
-}
 #: The authors' Adam learning rate for the noise-based MNIST runs [C].
 AUTHORS_LR = 4.8828e-5
 
@@ -149,46 +128,6 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 
 
 @dataclass(frozen=True)
-class NoiseConfig(Validated):
-    """The noise each layer's nodes receive (one source per layer)."""
-
-    kind: str = param(
-        "smtj",
-        "gaussian (sigma N(0,1)), bernoulli (sigma {0,1}, the authors'), centred_bernoulli "
-        "(sigma ({0,1} - 1/2)), smtj (the authors' simulated sMTJ telegraph noise), smtj_device (a few "
-        "simulated sMTJ devices, Neel-Arrhenius physics), trace (a measured trace)",
-        choices=NOISE_KINDS,
-    )
-    sigma: float | None = param(
-        None,
-        "scale multiplying every sample; null: 1 for smtj/trace (the authors' device runs), "
-        "0.0125 for gaussian/bernoulli (the authors' Bernoulli runs)",
-        ge=0,
-        le=1e6,
-    )
-    trace_path: str | None = param(
-        None, "kind trace: CSV/parquet file or directory of chunks (column trace_column), in volts"
-    )
-    trace_column: str = param("V", "kind trace: the column holding the voltage")
-    devices: int = param(
-        4,
-        "kind smtj_device: simulated sMTJs (devices.smtj physics) whose samples feed every node",
-        ge=1,
-        le=10**6,
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.kind == "trace" and not self.trace_path:
-            raise ConfigError("trace_path = None: noise kind 'trace' needs a trace file or directory")
-
-    @property
-    def scale(self) -> float:
-        """``sigma``, or the kind's default when it is null."""
-        return DEFAULT_SIGMA[self.kind] if self.sigma is None else self.sigma
-
-
-@dataclass(frozen=True)
 class DANPConfig(Validated):
     """The node-perturbation rule and the network it trains."""
 
@@ -210,174 +149,6 @@ class DANPConfig(Validated):
         "cross_entropy", "per-sample loss: cross_entropy or mse (sum over classes)", choices=tuple(LOSSES)
     )
     negative_slope: float = param(0.01, "slope of the hidden LeakyReLU for negative input", ge=0, lt=1)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Noise sources: ``source(n_rows) -> (n_rows, width)``, successive rows successive samples in time
-
-
-class NoiseSource(Protocol):
-    width: int
-
-    def __call__(self, n_rows: int) -> torch.Tensor: ...
-
-
-class GaussianNoise:
-    """:math:`\\sigma\\, N(0, 1)`, independent per node and sample."""
-
-    def __init__(self, width: int, generator: torch.Generator, sigma: float, dtype=torch.float32) -> None:
-        self.width, self.generator, self.sigma, self.dtype = width, generator, sigma, dtype
-
-    def __call__(self, n_rows: int) -> torch.Tensor:
-        g = self.generator
-        return self.sigma * torch.randn((n_rows, self.width), generator=g, device=g.device, dtype=self.dtype)
-
-    def state_dict(self) -> dict:
-        return {}  # all of its state is its generator's
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-
-class BernoulliNoise:
-    """:math:`\\sigma \\cdot \\{0, 1\\}` with p = 1/2 (the authors' ``Bernoulli``), or minus
-    :math:`\\sigma/2` when ``centred`` (their ``CentredBernoulli``: :math:`\\pm\\sigma/2`)."""
-
-    def __init__(
-        self, width: int, generator: torch.Generator, sigma: float, centred: bool = False, dtype=torch.float32
-    ) -> None:
-        self.width, self.generator, self.sigma, self.dtype = width, generator, sigma, dtype
-        self.shift = 0.5 if centred else 0.0
-
-    def __call__(self, n_rows: int) -> torch.Tensor:
-        g = self.generator
-        u = torch.rand((n_rows, self.width), generator=g, device=g.device, dtype=self.dtype)
-        return self.sigma * ((u < 0.5).to(self.dtype) - self.shift)
-
-    state_dict, load_state_dict = GaussianNoise.state_dict, GaussianNoise.load_state_dict
-
-
-class SMTJNoise:
-    """The authors' simulated sMTJ noise times ``sigma``: each node its own telegraph state, which
-    persists across calls (:class:`~spinlearn.devices.smtj.TelegraphNoise`, :data:`AUTHORS_NOISE`)."""
-
-    def __init__(
-        self, width: int, generator: torch.Generator, sigma: float = 1.0, dtype=torch.float32
-    ) -> None:
-        self.width, self.sigma = width, sigma
-        self.telegraph = TelegraphNoise(width, generator, AUTHORS_NOISE, dtype)
-
-    def __call__(self, n_rows: int) -> torch.Tensor:
-        noise = self.telegraph.sample(n_rows)
-        return noise if self.sigma == 1.0 else self.sigma * noise
-
-    def state_dict(self) -> dict:
-        return self.telegraph.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.telegraph.load_state_dict(state)
-
-
-class TraceLayerNoise:
-    """A measured trace times ``sigma`` (:class:`~spinlearn.devices.smtj.TraceNoise`), each node
-    reading from its own offset drawn from ``generator``; successive calls continue in time."""
-
-    def __init__(
-        self,
-        width: int,
-        generator: torch.Generator,
-        path: str,
-        sigma: float = 1.0,
-        column: str = "V",
-        dtype=torch.float32,
-    ) -> None:
-        self.width = width
-        self.trace = TraceNoise(
-            path, width, column=column, scale=sigma, generator=generator, device=generator.device, dtype=dtype
-        )
-
-    def __call__(self, n_rows: int) -> torch.Tensor:
-        return self.trace.sample(n_rows)
-
-    def state_dict(self) -> dict:
-        return self.trace.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.trace.load_state_dict(state)
-
-
-class DeviceNoise:
-    """Read voltages of ``devices`` simulated sMTJs (:mod:`spinlearn.devices.smtj` physics, default
-    parameters, device-to-device spread) times ``sigma``, shared by the layer's nodes as in the
-    paper's hardware demo: the devices' samples, taken in time order, are dealt to the nodes row by
-    row (node ``j`` of row ``r`` gets stream sample ``r * width + j``, from device
-    ``(r * width + j) % devices``). The devices' states persist across calls."""
-
-    def __init__(
-        self,
-        width: int,
-        generator: torch.Generator,
-        sigma: float = 1.0,
-        devices: int = 4,
-        dtype=torch.float32,
-    ) -> None:
-        from spinlearn.devices.smtj import SMTJ, SMTJParams
-
-        self.width, self.sigma, self.generator, self.dtype = width, sigma, generator, dtype
-        self.model = SMTJ(SMTJParams())
-        self.population = self.model.sample(devices, generator, dtype=torch.float64)
-        self.state: torch.Tensor | None = None
-
-    def __call__(self, n_rows: int) -> torch.Tensor:
-        devices = self.population.size
-        steps = -(-n_rows * self.width // devices)
-        trace, self.state = self.model.simulate(
-            self.population, steps, self.generator, state=self.state, output="voltage"
-        )
-        stream = trace.reshape(-1)[: n_rows * self.width]
-        return (self.sigma * stream.reshape(n_rows, self.width)).to(self.dtype)
-
-    def state_dict(self) -> dict:
-        return {"state": self.state}  # the devices' magnetisation states, carried across calls
-
-    def load_state_dict(self, state: dict) -> None:
-        saved = state["state"]
-        self.state = None if saved is None else saved.to(self.generator.device)
-
-
-def _smtj_device(width, generator, config, dtype=torch.float32):
-    return DeviceNoise(width, generator, config.scale, config.devices, dtype)
-
-
-def _gaussian(width, generator, config, dtype=torch.float32):
-    return GaussianNoise(width, generator, config.scale, dtype)
-
-
-def _bernoulli(width, generator, config, dtype=torch.float32):
-    return BernoulliNoise(width, generator, config.scale, centred=False, dtype=dtype)
-
-
-def _centred_bernoulli(width, generator, config, dtype=torch.float32):
-    return BernoulliNoise(width, generator, config.scale, centred=True, dtype=dtype)
-
-
-def _smtj(width, generator, config, dtype=torch.float32):
-    return SMTJNoise(width, generator, config.scale, dtype)
-
-
-def _trace(width, generator, config, dtype=torch.float32):
-    return TraceLayerNoise(width, generator, config.trace_path, config.scale, config.trace_column, dtype)
-
-
-#: ``name -> factory(width, generator, config: NoiseConfig, dtype=torch.float32) -> NoiseSource``.
-NOISE_SOURCES: dict[str, Callable[..., NoiseSource]] = {
-    "gaussian": _gaussian,
-    "bernoulli": _bernoulli,
-    "centred_bernoulli": _centred_bernoulli,
-    "smtj": _smtj,
-    "smtj_device": _smtj_device,
-    "trace": _trace,
-}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -662,21 +433,11 @@ def accuracy(
 
 __all__ = [
     "AUTHORS_LR",
-    "DEFAULT_SIGMA",
     "LOSSES",
-    "NOISE_KINDS",
-    "NOISE_SOURCES",
     "VARIANTS",
-    "BernoulliNoise",
     "DANPConfig",
     "DANPNetwork",
     "DANPStepResult",
-    "DeviceNoise",
-    "GaussianNoise",
-    "NoiseConfig",
-    "NoiseSource",
-    "SMTJNoise",
-    "TraceLayerNoise",
     "accuracy",
     "backprop_gradients",
     "cross_entropy_per_sample",
