@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     energy = sub.add_parser("energy", help="a run's energy: device training vs digital baseline")
     energy.add_argument("run_dir", help="a run's output directory (holding summary.json)")
 
-    rep = sub.add_parser("reproduce", help="run every experiment with a target; table + report.md")
+    rep = sub.add_parser("reproduce", help="run every experiment with a target; results.md with the table")
     rep.add_argument(
         "--quick",
         action="store_true",
