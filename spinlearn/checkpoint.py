@@ -14,10 +14,10 @@ final state and trains no more, so the code between stages replays exactly.
 An interrupted epoch is trained again from its start: the checkpoint is at epoch granularity, which
 is what makes a resumed run's metrics equal to an uninterrupted run's.
 
-Checkpoint files hold tensors and plain containers only and load with ``torch.load(...,
-weights_only=True)``: a crafted file cannot execute code. What an object contributes is its
-``state_dict()`` (every stateful class of spinlearn has one, as nn.Module and Optimizer do); a
-``torch.Generator`` its state; a list or dict (a history) its items.
+Checkpoint files hold tensors and plain containers only and load with
+``torch.load(path, weights_only=True)``: a crafted file cannot execute code. What an object
+contributes is its ``state_dict()`` (every stateful class of spinlearn has one, as nn.Module and
+Optimizer do); a ``torch.Generator`` its state; a list or dict (a history) its items.
 """
 
 from __future__ import annotations

@@ -189,12 +189,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from pathlib import Path
-
     from rich.console import Console
     from rich.table import Table
 
-    from spinlearn.report import HEADER, readme_block, reproduce, update_readme
+    from spinlearn.report import HEADER, readme_block, reproduce, table_markdown, update_readme
 
     if args.readme:
         readme_block(args.readme)
@@ -203,7 +201,7 @@ def cmd_reproduce(args) -> int:
         args.out, quick=args.quick, device=args.device, quiet=args.quiet, resume=args.resume, only=only
     )
     if args.readme:
-        update_readme(args.readme, (Path(args.out) / "table.md").read_text())
+        update_readme(args.readme, table_markdown(rows))
     table = Table(title="spinlearn reproduce" + (" (quick)" if args.quick else ""))
     for column in HEADER:
         table.add_column(column)

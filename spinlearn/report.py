@@ -133,10 +133,10 @@ def reproduce(
     for exp in experiments_with_targets():
         config = _config(exp, quick)
         seeds = (exp.quick_seeds or exp.seeds) if quick else exp.seeds
-        run_dir = out / exp.name
-        summary = _finished(run_dir, cfgmod.dump_yaml(config))
+        run_dir, config_text = out / exp.name, cfgmod.dump_yaml(config)
+        summary = _finished(run_dir, config_text)
         if (chosen is None or exp.name in chosen) and not (resume and summary is not None):
-            started = _same_config(run_dir, cfgmod.dump_yaml(config))  # else it starts afresh
+            started = _same_config(run_dir, config_text)  # else it starts afresh
             try:
                 summary = run_experiment(
                     exp, config, run_dir, 0, seeds, device, quiet, resume=resume and started

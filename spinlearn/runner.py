@@ -212,13 +212,17 @@ def run_experiment(
     per_seed_records: list[list[dict]] = []
     described: dict[str, Any] | None = None
     epochs = experiment.epochs_of(config)
+
+    def write_records() -> None:  # every seed's records so far: progress visible during long runs
+        write_jsonl_atomic(out / "metrics.jsonl", [r for rs in per_seed_records for r in rs])
+
     with progress_bar(experiment.name, n_seeds * epochs, quiet) as advance:
         for s in range(seed, seed + n_seeds):
             records: list[dict] = []
             per_seed_records.append(records)
             ckpt, finished = seed_checkpoint(experiment, config_text, out, s, resume, records)
             if records:  # a resumed seed's epochs so far
-                write_jsonl_atomic(out / "metrics.jsonl", [r for rs in per_seed_records for r in rs])
+                write_records()
             if finished is not None:
                 result, seed_described = _from_record(finished)
                 described = seed_described or described
@@ -229,8 +233,7 @@ def run_experiment(
 
             def on_epoch(record: dict, s: int = s, records: list[dict] = records) -> None:
                 records.append({"seed": s, **record})
-                # progress visible during long runs
-                write_jsonl_atomic(out / "metrics.jsonl", [r for rs in per_seed_records for r in rs])
+                write_records()
                 advance()
 
             ctx = RunContext(
@@ -252,7 +255,7 @@ def run_experiment(
                     opened.close()
             ckpt.save(result=_result_record(result, seed_described))
             results.append(result)
-    write_jsonl_atomic(out / "metrics.jsonl", [r for rs in per_seed_records for r in rs])
+    write_records()
     plots = experiment.plot(results, config, out) if experiment.plot else []
     energy = aggregate_energy(results) if results[0].energy else None
     if energy:
