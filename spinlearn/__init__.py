@@ -52,7 +52,9 @@ _EXPORTS = {
         ),
         "spinlearn.learning",
     ),
-    **dict.fromkeys(("MTJActivation", "DWLinear", "DWConv2d", "Layers", "mlp"), "spinlearn.nn"),
+    **dict.fromkeys(
+        ("MTJActivation", "DWLinear", "DWConv2d", "Layers", "mlp", "transfer_weights"), "spinlearn.nn"
+    ),
     **dict.fromkeys(("Ledger", "EnergyConfig"), "spinlearn.energy"),
     **dict.fromkeys(("ConfigError", "DataError", "UserInputError", "TrainingDiverged"), "spinlearn.errors"),
     "Checkpoint": "spinlearn.checkpoint",

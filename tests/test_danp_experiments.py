@@ -17,7 +17,7 @@ def test_device_noise_follows_the_smtj_physics():
     pop = source.population
     # Mean read voltage: I (R_P P(P) + R_AP P(AP)) with P(P) = (1 + <s>) / 2 per device, averaged.
     prob_p = (1 + mean_state(p.i_read_a, pop)) / 2
-    r_ap = pop.r_p_ohm * (1 + p.tmr)
+    r_ap = pop.r_p_ohm * (1 + p.tmr0)
     expected = float((p.i_read_a * (pop.r_p_ohm * prob_p + r_ap * (1 - prob_p))).mean())
     assert float(samples.mean()) == pytest.approx(expected, rel=0.03)
     assert samples.shape == (4000, 50) and isinstance(source.model, SMTJ)

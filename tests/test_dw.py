@@ -33,7 +33,7 @@ DEVICE = DomainWall(P)
 def row_layer(n, kind=DEVICE, w_max=1.0, seed=0, initial=None):
     """A 1 x n DWLinear: n independent weights, each a pair of devices."""
     initial = torch.zeros(1, n) if initial is None else initial
-    return DWLinear(initial, None, kind, w_max, gen(seed))
+    return DWLinear.from_weight(initial, None, kind, w_max, gen(seed))
 
 
 # --- device ------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_dw_layers_start_from_the_same_weights_as_their_float_twins():
     assert torch.allclose(float_net(x), dw_net(x), atol=1e-4)
     saturating = DomainWall(DWParams(response="saturating"))
     w = (torch.rand(3, 50, generator=gen()) - 0.5) * 1.5
-    layer = DWLinear(w, None, saturating, 1.0, gen())
+    layer = DWLinear.from_weight(w, None, saturating, 1.0, gen())
     assert torch.allclose(layer.weight, w, atol=1e-5)
 
 
@@ -219,7 +219,7 @@ def test_banked_and_windowed_updates_send_the_same_pulses_as_one_bank(monkeypatc
 
 
 def test_a_bias_is_a_column_of_its_crossbar_with_the_weights_quantisation_step():
-    layer = DWLinear(torch.zeros(4, 300), torch.zeros(4), DEVICE, 0.5, gen())
+    layer = DWLinear.from_weight(torch.zeros(4, 300), torch.zeros(4), DEVICE, 0.5, gen())
     x = torch.randn(8, 300, generator=gen(1))
     assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
     assert layer.weight.crossbar is layer.bias.crossbar
@@ -373,7 +373,7 @@ def test_posterior_prediction_is_the_mean_of_the_samples_softmax():
 
 
 def test_posterior_samples_of_a_dw_network_hold_its_weights_not_its_walls():
-    layer = DWLinear(torch.tensor([[0.02] * 50, [0.0] * 50]), None, DEVICE, 1.0, gen())
+    layer = DWLinear.from_weight(torch.tensor([[0.02] * 50, [0.0] * 50]), None, DEVICE, 1.0, gen())
     sampler = PosteriorSamples(burn_in=0, thin=1, keep=1)
     sampler.observe(layer, 1)
     assert set(sampler.states[0]) == {"weight"}

@@ -21,9 +21,9 @@ def _crossbars(params: DWParams, seed: int = 0) -> list[DWLinear]:
     within the edge length of an end, and a third layer that gets no gradient."""
     device = DomainWall(params)
     layers = [
-        DWLinear(torch.zeros(8, 300), torch.zeros(8), device, 0.5, gen(seed)),
-        DWLinear(torch.zeros(5, 120), torch.zeros(5), device, 0.5, gen(seed + 1)),
-        DWLinear(torch.zeros(2, 40), None, device, 0.5, gen(seed + 2)),
+        DWLinear.from_weight(torch.zeros(8, 300), torch.zeros(8), device, 0.5, gen(seed)),
+        DWLinear.from_weight(torch.zeros(5, 120), torch.zeros(5), device, 0.5, gen(seed + 1)),
+        DWLinear.from_weight(torch.zeros(2, 40), None, device, 0.5, gen(seed + 2)),
     ]
     u = layers[1].synapses.u
     u[0, :, :60] = HALF - torch.rand(5, 60, generator=gen(9)) * 30e-9  # at the top end
@@ -129,7 +129,7 @@ def test_a_nan_in_a_crossbar_gradient_sends_it_no_drift_in_either_path(monkeypat
 
 def _drift_pulses(fused: bool, codes: torch.Tensor, bits: int, lr: float) -> int:
     """Pulses of one update at temperature 0 whose quantisation step makes ``-codes`` the codes."""
-    layer = DWLinear(torch.zeros(1, codes.numel()), None, DomainWall(DWParams()), 64.0, gen())
+    layer = DWLinear.from_weight(torch.zeros(1, codes.numel()), None, DomainWall(DWParams()), 64.0, gen())
     opt = DWSGLD(layer.parameters(), lr, SGLDConfig(temperature=0.0, bits=bits), generator=gen(), fused=fused)
     layer.weight.grad = codes.view(1, -1).clone()
     opt.step()

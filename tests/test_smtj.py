@@ -13,7 +13,7 @@ from spinlearn.devices.smtj_noise import AUTHORS_NOISE, TelegraphNoise, Telegrap
 from spinlearn.errors import ConfigError, DataError
 
 F64 = torch.float64
-IDEAL = dict(alpha_k_per_w=0.0, delta_spread=0.0, ic_spread=0.0, read_noise_v=0.0)
+IDEAL = dict(alpha_k_per_w=0.0, delta_variability=0.0, ic_variability=0.0, read_noise_v=0.0)
 
 
 def gen(seed: int) -> torch.Generator:
@@ -178,7 +178,7 @@ def test_joule_heating_shortens_the_dwell_times_as_predicted():
 def test_variability_spreads_the_per_device_rates():
     dt = 2e-6
     current = 5e-6
-    p = SMTJParams(dt_s=dt, delta_spread=0.1, ic_spread=0.2, alpha_k_per_w=0.0, read_noise_v=0.0)
+    p = SMTJParams(dt_s=dt, delta_variability=0.1, ic_variability=0.2, alpha_k_per_w=0.0, read_noise_v=0.0)
     device = SMTJ(p)
     pop = device.sample(400, gen(6), F64)
     assert (pop.delta.std() / p.delta).item() == pytest.approx(0.1, abs=0.015)
@@ -221,7 +221,7 @@ def test_simulate_is_step_repeated_and_per_step_drive_is_the_same_path():
 
 
 def test_voltage_readout_through_tmr_and_read_noise():
-    p = SMTJParams(r_p_ohm=5000.0, tmr=1.5, read_noise_v=2e-3, i_read_a=4e-6)
+    p = SMTJParams(r_p_ohm=5000.0, tmr0=1.5, read_noise_v=2e-3, i_read_a=4e-6)
     device = SMTJ(p)
     pop = device.nominal(500, dtype=F64)
     states = torch.tensor([1.0, -1.0], dtype=F64)
@@ -359,11 +359,11 @@ def test_parquet_round_trip_when_pyarrow_is_installed(tmp_path):
         (SMTJParams, "field_exponent", 0.5),
         (SMTJParams, "temperature_k", 0.0),
         (SMTJParams, "alpha_k_per_w", -1.0),
-        (SMTJParams, "tmr", 0.0),
+        (SMTJParams, "tmr0", 0.0),
         (SMTJParams, "r_p_ohm", 0.0),
         (SMTJParams, "dt_s", 0.0),
-        (SMTJParams, "delta_spread", -0.1),
-        (SMTJParams, "ic_spread", 2.0),
+        (SMTJParams, "delta_variability", -0.1),
+        (SMTJParams, "ic_variability", 2.0),
         (SMTJParams, "delta", "eleven"),
         (TelegraphNoiseParams, "flip_probability", 1.5),
         (TelegraphNoiseParams, "gaussian_std_v", -1e-3),

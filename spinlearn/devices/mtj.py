@@ -49,6 +49,7 @@ import torch
 
 from spinlearn._fields import Validated, param
 from spinlearn.devices import population
+from spinlearn.errors import ConfigError
 
 #: Relative spread of a twin around its own neuron. [I] Twins are fabricated side by side, so they
 #: are better matched than devices across a chip (Pelgrom); the paper requires "nominally identical".
@@ -122,7 +123,7 @@ def perturb(
     shifted by ``spread * is_scale_a * xi``; V_h is kept. ``xi ~ N(0, 1)`` from ``generator``.
     """
     if not spread >= 0:
-        raise ValueError(f"spread must be >= 0, got {spread}")
+        raise ConfigError(f"spread = {spread!r}: must be >= 0")
     ref = pop.r_p_ohm
     xi = torch.randn(4, pop.size, generator=generator, device=ref.device, dtype=ref.dtype)
     factor = (1.0 + spread * xi).clamp_min(MIN_FACTOR)
@@ -330,7 +331,7 @@ class MTJ:
 
     def __post_init__(self) -> None:
         if not self.variability >= 0:
-            raise ValueError(f"variability must be >= 0, got {self.variability}")
+            raise ConfigError(f"variability = {self.variability!r}: must be >= 0")
 
     def sample(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> MTJPopulation:
         return sample_population(self.params, n, self.variability, generator, dtype)

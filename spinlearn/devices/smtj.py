@@ -64,7 +64,7 @@ Readout
 Variability
 -----------
 Per device, :math:`\Delta` and :math:`I_c` are multiplied by :math:`1 + v\,\xi`
-(:math:`\xi \sim N(0, 1)`, spreads ``delta_spread`` and ``ic_spread``, factors floored at 0.05).
+(:math:`\xi \sim N(0, 1)`, spreads ``delta_variability`` and ``ic_variability``, factors floored at 0.05).
 The spread of :math:`\Delta` spreads the dwell times log-normally.
 
 Noise streams
@@ -118,7 +118,7 @@ class SMTJParams(Validated):
         5e5, "Joule heating coefficient alpha: T_eff = T + alpha I^2 R (K/W); 0: no heating", ge=0, le=1e10
     )
     r_p_ohm: float = param(5300.0, "parallel-state resistance R_P (ohm)", ge=1, le=1e9)
-    tmr: float = param(
+    tmr0: float = param(
         1.2, "TMR ratio (R_AP - R_P) / R_P (1.2 = 120 %; the authors' device: > 1)", gt=0, le=10
     )
     i_read_a: float = param(
@@ -128,13 +128,13 @@ class SMTJParams(Validated):
     dt_s: float = param(
         5e-6, "time step = sampling interval (s); the authors' traces: 5 us", ge=1e-15, le=1e3
     )
-    delta_spread: float = param(0.05, "device-to-device relative spread of Delta", ge=0, le=1)
-    ic_spread: float = param(0.05, "device-to-device relative spread of I_c", ge=0, le=1)
+    delta_variability: float = param(0.05, "device-to-device relative spread of Delta", ge=0, le=1)
+    ic_variability: float = param(0.05, "device-to-device relative spread of I_c", ge=0, le=1)
 
     @property
     def r_ap_ohm(self) -> float:
         """Antiparallel-state resistance R_AP = R_P (1 + TMR) (ohm)."""
-        return self.r_p_ohm * (1.0 + self.tmr)
+        return self.r_p_ohm * (1.0 + self.tmr0)
 
     @property
     def tau_zero_bias_s(self) -> float:
@@ -153,7 +153,7 @@ class SMTJPopulation(NamedTuple):
     temperature_k: torch.Tensor
     alpha_k_per_w: torch.Tensor
     r_p_ohm: torch.Tensor
-    tmr: torch.Tensor
+    tmr0: torch.Tensor
 
     size = population.size
 
@@ -171,14 +171,16 @@ def sample_population(
     """``n`` devices around ``params``: Delta and I_c times ``1 + spread * xi`` (floored at MIN_FACTOR)."""
     pop = nominal_population(params, n, generator.device, dtype)
     xi = torch.randn(2, n, generator=generator, device=generator.device, dtype=dtype)
-    spread = torch.tensor([[params.delta_spread], [params.ic_spread]], device=generator.device, dtype=dtype)
+    spread = torch.tensor(
+        [[params.delta_variability], [params.ic_variability]], device=generator.device, dtype=dtype
+    )
     factor = (1.0 + spread * xi).clamp_min(MIN_FACTOR)
     return pop._replace(delta=pop.delta * factor[0], ic_a=pop.ic_a * factor[1])
 
 
 def resistance(state: torch.Tensor, pop: SMTJPopulation) -> torch.Tensor:
     """R(s) = R_P (1 + TMR (1 - s) / 2): R_P for s = +1, R_AP for s = -1 (ohm)."""
-    return pop.r_p_ohm * (1.0 + pop.tmr * 0.5 * (1.0 - state))
+    return pop.r_p_ohm * (1.0 + pop.tmr0 * 0.5 * (1.0 - state))
 
 
 def voltage(state: torch.Tensor, current_a: Tensorish, pop: SMTJPopulation) -> torch.Tensor:
@@ -194,7 +196,7 @@ def barriers(
     heat = pop.alpha_k_per_w * current.square()
     t = pop.temperature_k
     delta_p = pop.delta * t / (t + heat * pop.r_p_ohm)
-    delta_ap = pop.delta * t / (t + heat * pop.r_p_ohm * (1.0 + pop.tmr))
+    delta_ap = pop.delta * t / (t + heat * pop.r_p_ohm * (1.0 + pop.tmr0))
     x = current / pop.ic_a
     h = torch.as_tensor(field_a_per_m, dtype=x.dtype, device=x.device) / pop.hk_a_per_m
     n = pop.field_exponent

@@ -31,6 +31,10 @@ class Backend(Protocol):
         """Reserve ``n`` neuron devices and their ``n`` twins under the name ``group``."""
         ...
 
+    def groups(self) -> dict[str, int]:
+        """The allocated groups and their sizes, in allocation order."""
+        ...
+
     def read(self, group: str, current_a: torch.Tensor, *, twin: bool = False) -> torch.Tensor:
         """Apply ``current_a`` (shape ``(..., n)``) and return the measured voltages, same shape.
 

@@ -13,7 +13,9 @@ import math
 import torch
 from torch import nn
 
+from spinlearn._random import own_generator
 from spinlearn.devices.domain_wall import DomainWall, conductance, read_noise_s
+from spinlearn.errors import ConfigError
 
 
 class DWSynapses(nn.Module):
@@ -32,21 +34,24 @@ class DWSynapses(nn.Module):
     :class:`~spinlearn.hardware.dw_bank.SynapseBank` shared with other tensors, and works on that.
     """
 
+    #: State keys that describe the chip (each device's factors) rather than what it learned (walls).
+    DEVICE_KEYS = ("velocity", "diffusion")
+
     def __init__(
         self,
         initial: torch.Tensor,
         kind: DomainWall,
         w_max: float,
-        generator: torch.Generator,
+        generator: torch.Generator | None = None,
         rebalance_every: int = 8,
     ):
         super().__init__()
         if not w_max > 0:
-            raise ValueError(f"w_max must be > 0, got {w_max}")
+            raise ConfigError(f"w_max = {w_max!r}: must be > 0")
         self.params = kind.params
         self.w_max = float(w_max)
         self.alpha = self.w_max / (self.params.g_max_s - self.params.g_min_s)  # weight per siemens
-        self.generator = generator
+        self.generator = generator = own_generator(generator, initial.device)
         self.rebalance_every = rebalance_every
         shape = (2, *initial.shape)
         pop = kind.sample(shape, generator, initial.dtype)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from spinlearn._random import own_generator
 from spinlearn.devices import mtj
 from spinlearn.devices.mtj import MTJ, MTJPopulation
 from spinlearn.energy import Ledger
@@ -27,7 +28,9 @@ class SimulatedBackend:
     pairs, and the nominal device (the scales, the read noise) is the profile's median fit. This
     closes the sim-to-real loop: a calibrated chip, simulated.
 
-    Every random draw (populations and read noise) comes from ``generator``.
+    Every random draw (populations and read noise) comes from ``generator``; without one, from a
+    generator of the backend's own seeded by torch's default generator (:mod:`spinlearn._random`).
+    ``device`` defaults to ``MTJ()`` (the nominal junction with a 10 % spread).
 
     ``fast`` (default: on for float32, off for float64) selects how reads are simulated. Fast: each
     group's noise-free curves are tabulated (:class:`~spinlearn.devices.mtj.CurveTable`, error far
@@ -41,16 +44,18 @@ class SimulatedBackend:
 
     def __init__(
         self,
-        device: MTJ,
-        generator: torch.Generator,
+        device: MTJ | None = None,
+        generator: torch.Generator | None = None,
         *,
         twin_mismatch: float | None = mtj.DEFAULT_TWIN_MISMATCH,
         dtype: torch.dtype = torch.float32,
         profile: DeviceProfile | None = None,
         fast: bool | None = None,
     ) -> None:
-        if twin_mismatch is not None and twin_mismatch < 0:
-            raise ValueError(f"twin_mismatch must be >= 0, got {twin_mismatch}")
+        if twin_mismatch is not None and not twin_mismatch >= 0:
+            raise ConfigError(f"twin_mismatch = {twin_mismatch!r}: must be >= 0")
+        device = device if device is not None else MTJ()
+        generator = own_generator(generator)
         if profile is not None and (not profile.fitted or profile.nominal is None):
             raise ConfigError(
                 f"device profile {profile.source} holds no fitted devices "
@@ -86,6 +91,9 @@ class SimulatedBackend:
             profile=profile,
         )
 
+    def groups(self) -> dict[str, int]:
+        return {name: pops[0].size for name, pops in self._groups.items()}
+
     def allocate(self, group: str, n: int) -> None:
         if group in self._groups:
             raise ValueError(f"device group {group!r} is already allocated")
@@ -96,8 +104,12 @@ class SimulatedBackend:
             self._next_pair += n
         else:
             neurons, twins = self._draw(n)
+        self._place(group, neurons, twins)
+
+    def _place(self, group: str, neurons: MTJPopulation, twins: MTJPopulation) -> None:
         self._groups[group] = (neurons, twins)
         self._pairs[group] = MTJPopulation(*(torch.cat(pair) for pair in zip(neurons, twins, strict=True)))
+        self._tables.pop(group, None)
 
     def _draw(self, n: int) -> tuple[MTJPopulation, MTJPopulation]:
         neurons = self.kind.sample(n, self.generator, self.dtype)
@@ -106,6 +118,20 @@ class SimulatedBackend:
         else:
             twins = mtj.perturb(neurons, self.twin_mismatch, self.params.is_a, self.generator)
         return neurons, twins
+
+    def set_population(self, group: str, neurons: MTJPopulation, twins: MTJPopulation) -> None:
+        """Put other devices behind an allocated ``group`` (a saved chip restored): same size, its
+        tabulated curves dropped."""
+        size = self.population(group).size
+        for pop in (neurons, twins):
+            if pop.size != size:
+                raise ConfigError(
+                    f"device group {group!r} holds {size} devices, the new population {pop.size}"
+                )
+        neurons, twins = (
+            MTJPopulation(*(t.to(self.tensor_device, self.dtype) for t in pop)) for pop in (neurons, twins)
+        )
+        self._place(group, neurons, twins)
 
     def population(self, group: str, twin: bool = False) -> MTJPopulation:
         """The simulated instances behind ``group`` (simulator only: for reference computations)."""
@@ -203,7 +229,7 @@ class SimulatedBackend:
     def describe(self) -> dict[str, Any]:
         described = {
             "kind": "simulated",
-            "groups": {name: pops[0].size for name, pops in self._groups.items()},
+            "groups": self.groups(),
         }
         if self.profile is not None:
             return {**described, "profile": self.profile.source, "devices": "fitted (profile)"}

@@ -97,6 +97,9 @@ class VisaBackend:
         )
 
     # -- Backend protocol ----------------------------------------------------------------------------
+    def groups(self) -> dict[str, int]:
+        return {name: len(neurons) for name, (neurons, _) in self._groups.items()}
+
     def allocate(self, group: str, n: int) -> None:
         if group in self._groups:
             raise ValueError(f"device group {group!r} is already allocated")

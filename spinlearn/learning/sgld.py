@@ -44,8 +44,10 @@ import numpy as np
 import torch
 
 from spinlearn._fields import Validated, param
+from spinlearn._random import own_generator
 from spinlearn.devices.domain_wall import DWPopulation, Pulse, move_walls, wall_steps
 from spinlearn.energy import Ledger
+from spinlearn.errors import ConfigError
 from spinlearn.hardware.dw_bank import SynapseBank
 from spinlearn.learning import sgld_fused
 from spinlearn.noise import GaussianPool
@@ -104,15 +106,17 @@ class _Langevin(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float, temperature: float, data_size: int, prior_std: float, generator):
         if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+            raise ConfigError(f"lr = {lr!r}: must be > 0")
         if not temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
+            raise ConfigError(f"temperature = {temperature!r}: must be >= 0")
         if data_size < 1:
-            raise ValueError(f"data_size must be >= 1, got {data_size}")
+            raise ConfigError(f"data_size = {data_size!r}: must be >= 1")
         super().__init__(
             params, {"lr": lr, "temperature": temperature, "data_size": data_size, "prior_std": prior_std}
         )
-        self.generator = generator if generator is not None else torch.default_generator
+        # Without a generator: one of the optimizer's own, on the device of its first parameter.
+        first = next((p for group in self.param_groups for p in group["params"]), None)
+        self.generator = own_generator(generator, None if first is None else first.device)
 
     @staticmethod
     def grad_and_variance(p: torch.Tensor, group: dict) -> tuple[torch.Tensor, float]:

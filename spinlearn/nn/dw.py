@@ -15,8 +15,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from spinlearn._random import own_generator
 from spinlearn.devices.domain_wall import DomainWall
+from spinlearn.errors import ConfigError
 from spinlearn.hardware.dw_synapses import DWSynapses
+
+DEFAULT_WEIGHT_RANGE = 4.0  # w_max over the initial weights' bound: room to learn, fine steps
 
 _SYNAPSES = {"weight": "synapses", "bias": "bias_synapses"}  # parameter -> the devices behind it
 
@@ -56,7 +60,13 @@ class _DWLayer(nn.Module):
 
 
 class DWLinear(_DWLayer):
-    """``y = x W^T + b`` with ``W`` and ``b`` on one crossbar of DW pairs; ``w_max`` spans one device.
+    """``y = x W^T + b`` with ``W`` and ``b`` on one crossbar of DW pairs, built like ``nn.Linear``.
+
+    ``DWLinear(64, 32)`` is a 64-input, 32-output crossbar of nominal walls (``DomainWall()``)
+    written to LeCun-uniform initial weights (bound ``sqrt(3 / in_features)``, zero bias), with
+    ``w_max`` (the weight one full track spans) ``weight_range`` times that bound. ``kind`` picks
+    the device, ``weight``/``bias`` the initial values, ``generator`` the stream of the devices'
+    spread, read noise and (without ``weight``) the initial weights (:mod:`spinlearn._random`).
 
     The bias is one more column of the crossbar, driven by a constant input of 1 (as a crossbar
     realises it): the same devices, range and quantisation step as the weights. It is simulated
@@ -67,19 +77,58 @@ class DWLinear(_DWLayer):
 
     def __init__(
         self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        kind: DomainWall | None = None,
+        w_max: float | None = None,
+        weight_range: float = DEFAULT_WEIGHT_RANGE,
+        weight: torch.Tensor | None = None,
+        bias_init: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.out_features, self.in_features = out_features, in_features
+        generator = own_generator(generator)
+        bound = math.sqrt(3.0 / in_features)
+        if weight is None:
+            weight = _uniform((out_features, in_features), bound, generator)
+        if tuple(weight.shape) != (out_features, in_features):
+            raise ConfigError(
+                f"weight of shape {tuple(weight.shape)}: expected ({out_features}, {in_features})"
+            )
+        kind = kind or DomainWall()
+        w_max = weight_range * bound if w_max is None else w_max
+        self._attach("weight", weight, kind, w_max, generator)
+        if not bias:
+            self.register_parameter("bias", None)
+        else:
+            b = torch.zeros(out_features, dtype=weight.dtype, device=weight.device)
+            self._attach("bias", b if bias_init is None else bias_init, kind, w_max, generator)
+
+    @classmethod
+    def from_weight(
+        cls,
         weight: torch.Tensor,
         bias: torch.Tensor | None,
         kind: DomainWall,
         w_max: float,
-        generator: torch.Generator,
-    ) -> None:
-        super().__init__()
-        self.out_features, self.in_features = weight.shape
-        self._attach("weight", weight, kind, w_max, generator)
-        if bias is None:
-            self.register_parameter("bias", None)
-        else:
-            self._attach("bias", bias, kind, w_max, generator)
+        generator: torch.Generator | None = None,
+    ) -> DWLinear:
+        """A crossbar written to ``weight`` (out x in) and ``bias`` (or none): a trained float layer
+        moved onto devices, say."""
+        out_features, in_features = weight.shape
+        return cls(
+            in_features,
+            out_features,
+            bias is not None,
+            kind=kind,
+            w_max=w_max,
+            weight=weight,
+            bias_init=bias,
+            generator=generator,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self._read("weight"), None if self.bias is None else self._read("bias"))
@@ -93,21 +142,36 @@ class DWLinear(_DWLayer):
 
 class DWConv2d(_DWLayer):
     """A 2-D convolution (no bias) whose kernel lives on a crossbar of DW pairs,
-    ``in_channels * k * k`` rows by ``out_channels`` columns."""
+    ``in_channels * k * k`` rows by ``out_channels`` columns; built like ``nn.Conv2d``, with
+    Kaiming-uniform initial weights (bound ``sqrt(6 / fan_in)``) unless ``weight`` is given, and
+    ``kind``, ``w_max``, ``weight_range`` and ``generator`` as for :class:`DWLinear`."""
 
     def __init__(
         self,
-        weight: torch.Tensor,
-        kind: DomainWall,
-        w_max: float,
-        generator: torch.Generator,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
         stride: int = 1,
         padding: int = 0,
+        *,
+        kind: DomainWall | None = None,
+        w_max: float | None = None,
+        weight_range: float = DEFAULT_WEIGHT_RANGE,
+        weight: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.out_channels, self.in_channels, self.kernel_size, _ = weight.shape
+        self.out_channels, self.in_channels, self.kernel_size = out_channels, in_channels, kernel_size
         self.stride, self.padding = stride, padding
-        self._attach("weight", weight, kind, w_max, generator)
+        generator = own_generator(generator)
+        bound = math.sqrt(6.0 / (in_channels * kernel_size * kernel_size))
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        if weight is None:
+            weight = _uniform(shape, bound, generator)
+        if tuple(weight.shape) != shape:
+            raise ConfigError(f"weight of shape {tuple(weight.shape)}: expected {shape}")
+        w_max = weight_range * bound if w_max is None else w_max
+        self._attach("weight", weight, kind or DomainWall(), w_max, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self._read("weight"), None, self.stride, self.padding)
@@ -117,6 +181,11 @@ class DWConv2d(_DWLayer):
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding}"
         )
+
+
+def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> torch.Tensor:
+    """Uniform in ``[-bound, bound)``, drawn on the generator's device."""
+    return (2 * torch.rand(shape, generator=generator, device=generator.device) - 1) * bound
 
 
 class Layers:
@@ -134,10 +203,10 @@ class Layers:
         kind: DomainWall | None,
         init: torch.Generator,
         device_generator: torch.Generator | None = None,
-        weight_range: float = 4.0,
+        weight_range: float = DEFAULT_WEIGHT_RANGE,
     ) -> None:
-        if kind is not None and device_generator is None:
-            raise ValueError("DW layers need a device generator")
+        if kind is not None:
+            device_generator = own_generator(device_generator)
         self.kind, self.init, self.device_generator, self.weight_range = (
             kind,
             init,
@@ -157,7 +226,8 @@ class Layers:
             return _load(layer, weight, b)
         device = self.device_generator.device
         b = None if b is None else b.to(device)
-        return DWLinear(weight.to(device), b, self.kind, self.weight_range * bound, self.device_generator)
+        w_max = self.weight_range * bound
+        return DWLinear.from_weight(weight.to(device), b, self.kind, w_max, self.device_generator)
 
     def conv(self, c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0) -> nn.Module:
         bound = math.sqrt(6.0 / (c_in * k * k))
@@ -165,8 +235,17 @@ class Layers:
         if self.kind is None:
             return _load(nn.Conv2d(c_in, c_out, k, stride, padding, bias=False), weight, None)
         device = self.device_generator.device
-        w_max = self.weight_range * bound
-        return DWConv2d(weight.to(device), self.kind, w_max, self.device_generator, stride, padding)
+        return DWConv2d(
+            c_in,
+            c_out,
+            k,
+            stride,
+            padding,
+            kind=self.kind,
+            w_max=self.weight_range * bound,
+            weight=weight.to(device),
+            generator=self.device_generator,
+        )
 
 
 def _load(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spinlearn.devices.mtj import MTJPopulation
 from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.hardware.backend import Backend
+from spinlearn.hardware.simulated import SimulatedBackend
 from spinlearn.learning.afd import AFDConfig, TwinCalibration, measured_slope, twin_derivative
 from spinlearn.learning.afd_fused import FusedAFD
 
@@ -23,13 +25,25 @@ class MTJActivation(nn.Module):
     pass (:mod:`spinlearn.learning.afd_fused`); ``fused=False`` keeps the reference composition.
 
     Scales default to the backend's nominal device: ``I_scale = I_s``, ``V_scale = I_s (R_P+R_AP)/2``.
+    Because inputs and outputs are normalised by them, the nominal resistances (``r_p_ohm``,
+    ``tmr0``) set only the scale of the read voltages (and the read energy), not what the network
+    learns; the device-to-device spread, the read noise and the twins' mismatch do.
+
+    ``MTJActivation(32)`` makes 32 neurons on a backend of its own (a :class:`SimulatedBackend` of
+    nominal devices, drawn from its own generator: :mod:`spinlearn._random`); pass ``backend`` to
+    share one (one chip, one energy ledger) and ``group`` to name the neurons on it (default
+    ``neurons<k>``, ``k`` counting the backend's groups).
+
+    The layer's ``state_dict`` holds its chip: the per-device parameters of the neurons and twins
+    (simulated backends) and the twin calibration, so that ``load_state_dict`` puts the saved
+    devices back (:func:`spinlearn.nn.transfer_weights` keeps the target's devices instead).
     """
 
     def __init__(
         self,
         width: int,
-        backend: Backend,
-        group: str,
+        backend: Backend | None = None,
+        group: str | None = None,
         afd: AFDConfig | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
@@ -39,8 +53,9 @@ class MTJActivation(nn.Module):
         self.width = width
         self.fused = fused
         self._fused_step: FusedAFD | None = None
+        backend = backend if backend is not None else SimulatedBackend(dtype=dtype)
         self.backend = backend
-        self.group = group
+        self.group = group if group is not None else f"neurons{len(backend.groups())}"
         self.afd = afd or AFDConfig()
         self.i_scale_a = backend.params.current_scale_a
         self.v_scale_v = backend.params.voltage_scale_v
@@ -51,12 +66,63 @@ class MTJActivation(nn.Module):
                 f"afd.delta_i_a = {self.afd.delta_i_a:g}: below the {dtype} resolution of the "
                 f"currents; use >= {min_step:.2g} A"
             )
-        backend.allocate(group, width)
+        backend.allocate(self.group, width)
         self.calibration = (
-            TwinCalibration.measure(backend, group, width, self.afd, dtype, device)
+            TwinCalibration.measure(backend, self.group, width, self.afd, dtype, device)
             if self.afd.calibrate
             else None
         )
+
+    #: State keys (under the layer's prefix) that describe its chip rather than what it learned.
+    DEVICE_KEYS = ("neurons.", "twins.", "calibration.")
+
+    def chip_state(self) -> dict[str, torch.Tensor]:
+        """The chip as tensors: each neuron's and twin's parameters (``neurons.<field>``,
+        ``twins.<field>``; on a backend that simulates them) and the twin calibration
+        (``calibration.offsets_v``, ``calibration.grid_a`` = first current and step)."""
+        out: dict[str, torch.Tensor] = {}
+        if isinstance(self.backend, SimulatedBackend):
+            for name, twin in (("neurons", False), ("twins", True)):
+                pop = self.backend.population(self.group, twin)
+                out.update({f"{name}.{field}": value for field, value in zip(pop._fields, pop, strict=True)})
+        if self.calibration is not None:
+            c = self.calibration
+            out["calibration.offsets_v"] = c.offsets_v
+            out["calibration.grid_a"] = torch.tensor([c.i_min_a, c.step_a], dtype=torch.float64)
+        return out
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for key, value in self.chip_state().items():
+            destination[prefix + key] = value if keep_vars else value.detach()
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ) -> None:
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        ours = [prefix + key for key in self.chip_state()]
+        unexpected_keys[:] = [k for k in unexpected_keys if k not in ours]
+        absent = [k for k in ours if k not in state_dict]
+        if absent:  # the target's own chip stays (transfer_weights); strict loading reports them
+            if strict:
+                missing_keys.extend(absent)
+            return
+        saved = {key[len(prefix) :]: state_dict[key] for key in ours}
+        if isinstance(self.backend, SimulatedBackend):
+            neurons, twins = (
+                MTJPopulation(*(saved[f"{name}.{field}"] for field in MTJPopulation._fields))
+                for name in ("neurons", "twins")
+            )
+            self.backend.set_population(self.group, neurons, twins)
+        if self.calibration is not None:
+            first, step = saved["calibration.grid_a"].tolist()
+            offsets = saved["calibration.offsets_v"].to(self.calibration.offsets_v)
+            self.calibration = TwinCalibration(first, step, offsets)
+        self._fused_step = None
+        if getattr(self.backend, "fast", False):  # the curves a trained layer read through
+            self.backend.curve_table(self.group, self.afd.delta_i_a)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         training = torch.is_grad_enabled() and z.requires_grad
