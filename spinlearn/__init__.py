@@ -58,6 +58,7 @@ _EXPORTS = {
     **dict.fromkeys(("Ledger", "EnergyConfig"), "spinlearn.energy"),
     **dict.fromkeys(("ConfigError", "DataError", "UserInputError", "TrainingDiverged"), "spinlearn.errors"),
     "Checkpoint": "spinlearn.checkpoint",
+    "track_energy": "spinlearn.energy_track",
     "EXPERIMENTS": "spinlearn.experiments",
     "get_experiment": "spinlearn.experiments",
     "run_experiment": "spinlearn.runner",

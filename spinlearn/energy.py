@@ -119,8 +119,20 @@ class Ledger:
 
 
 def linear_macs(model: nn.Module) -> int:
-    """MACs of one forward pass of one sample through the model's Linear layers."""
+    """MACs of one forward pass of one sample through the model's digital ``nn.Linear`` layers."""
     return sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def dense_macs(model: nn.Module) -> int:
+    """MACs of one sample through every dense layer, digital or on devices (any module with
+    ``in_features`` and ``out_features``: ``nn.Linear``, ``DWLinear``). For convolutions, whose
+    count depends on the input size, :func:`spinlearn.track_energy` counts a forward pass."""
+    return sum(
+        m.in_features * m.out_features
+        for m in model.modules()
+        if isinstance(getattr(m, "in_features", None), int)
+        and isinstance(getattr(m, "out_features", None), int)
+    )
 
 
 def digital_units(model: nn.Module) -> int:
@@ -133,12 +145,14 @@ def hidden_widths(model: nn.Module) -> list[int]:
     return [m.out_features for m in linears[:-1]]
 
 
-def digital_baseline_train_j(model: nn.Module, samples: int, config: EnergyConfig) -> float:
-    """Backprop on a digital accelerator: 3 MACs (+ 6 SRAM reads) per weight per sample, and a value
-    and a derivative per hidden neuron per sample."""
-    macs = 3 * linear_macs(model) * samples
-    neurons = sum(hidden_widths(model)) * samples
-    return macs * (config.mac_j + 2 * config.sram_word_j) + 2 * neurons * config.activation_j
+def digital_baseline_train_j(
+    macs_per_sample: int, activations_per_sample: int, samples: int, config: EnergyConfig
+) -> float:
+    """Backprop on a digital accelerator: 3 MACs (+ 6 SRAM reads) per weight use per sample, and a
+    value and a derivative per activation unit per sample."""
+    macs = 3 * macs_per_sample * samples
+    units = activations_per_sample * samples
+    return macs * (config.mac_j + 2 * config.sram_word_j) + 2 * units * config.activation_j
 
 
 def digital_delta_rule_train_j(n_nodes: int, presentations: int, config: EnergyConfig) -> float:
@@ -149,12 +163,21 @@ def digital_delta_rule_train_j(n_nodes: int, presentations: int, config: EnergyC
 
 
 def summarise(ledger: Ledger, model: nn.Module, train_samples: int, eval_samples: int) -> dict[str, float]:
-    """Flat energy summary of one seed: totals, per-category breakdowns and the digital baseline."""
+    """Flat energy summary of one seed of an MLP: totals, per-category breakdowns and the digital
+    baseline (its dense layers' MACs, a unit per hidden neuron)."""
+    baseline = digital_baseline_train_j(
+        dense_macs(model), sum(hidden_widths(model)), train_samples, ledger.config
+    )
+    return summary_of(ledger, baseline, eval_samples)
+
+
+def summary_of(ledger: Ledger, baseline_j: float, eval_samples: int) -> dict[str, float]:
+    """Flat energy summary: the ledger's totals and per-category breakdowns beside ``baseline_j``."""
     out: dict[str, float] = {
         "train_j": ledger.total("train"),
         "calibration_j": ledger.total("calibration"),
         "inference_j": ledger.total("evaluation") / max(eval_samples, 1),
-        "digital_baseline_train_j": digital_baseline_train_j(model, train_samples, ledger.config),
+        "digital_baseline_train_j": baseline_j,
         "device_read_time_s": ledger.read_time_s["train"],
     }
     for category, joules in sorted(ledger.joules["train"].items()):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from cli_helpers import run_summary, spinlearn
 
-from spinlearn.energy import EnergyConfig, Ledger, digital_baseline_train_j
+from spinlearn.energy import EnergyConfig, Ledger, digital_baseline_train_j, summarise
 from spinlearn.nn import mlp
 
 
@@ -23,7 +23,8 @@ def test_digital_baseline_counts_three_macs_per_weight_and_two_activations_per_n
     model = mlp([4, 16, 3], lambda w, k: torch.nn.Tanh(), torch.Generator().manual_seed(0))
     cfg = EnergyConfig(mac_j=1e-12, sram_word_j=0.0, activation_j=1e-11)
     expected = 3 * (4 * 16 + 16 * 3) * 5 * 1e-12 + 2 * 16 * 5 * 1e-11
-    assert digital_baseline_train_j(model, 5, cfg) == pytest.approx(expected)
+    assert digital_baseline_train_j(4 * 16 + 16 * 3, 16, 5, cfg) == pytest.approx(expected)
+    assert summarise(Ledger(cfg), model, 5, 1)["digital_baseline_train_j"] == pytest.approx(expected)
 
 
 def test_afd_run_counts_match_analytic_counts(tmp_path):

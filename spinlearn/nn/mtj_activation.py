@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from spinlearn.devices.mtj import MTJPopulation
+from spinlearn.energy import Ledger
 from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.hardware.backend import Backend
 from spinlearn.hardware.simulated import SimulatedBackend
@@ -67,11 +68,34 @@ class MTJActivation(nn.Module):
                 f"currents; use >= {min_step:.2g} A"
             )
         backend.allocate(self.group, width)
-        self.calibration = (
-            TwinCalibration.measure(backend, self.group, width, self.afd, dtype, device)
-            if self.afd.calibrate
-            else None
-        )
+        #: (reads, sum of |I V| in W) of the twin calibration when no ledger was attached to book it
+        #: (``spinlearn.track_energy`` books it later as calibration); None when one was.
+        self.calibration_reads: tuple[int, float] | None = None
+        self.calibration = None
+        if self.afd.calibrate:
+            self.calibration = self._calibrate(dtype, device)
+
+    #: One MTJ neuron stands for one digital activation unit (the energy baseline counts it so).
+    IS_ACTIVATION = True
+
+    def _calibrate(self, dtype: torch.dtype, device: torch.device) -> TwinCalibration:
+        """Measure the twin mismatch, booked as ``calibration`` in the backend's ledger, or kept in
+        :attr:`calibration_reads` for a ledger attached later."""
+        backend = self.backend
+        attached = backend.ledger
+        ledger = attached if attached is not None else Ledger()
+        backend.ledger = ledger
+        try:
+            with ledger.in_phase("calibration"):
+                return TwinCalibration.measure(backend, self.group, self.width, self.afd, dtype, device)
+        finally:
+            backend.ledger = attached
+            if attached is None:
+                joules = ledger.joules["calibration"]["mtj_read"]
+                self.calibration_reads = (
+                    ledger.counts["calibration"]["mtj_read"],
+                    joules / ledger.config.t_read_s,
+                )
 
     #: State keys (under the layer's prefix) that describe its chip rather than what it learned.
     DEVICE_KEYS = ("neurons.", "twins.", "calibration.")
