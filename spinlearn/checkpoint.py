@@ -61,6 +61,18 @@ def state_of(obj: Any) -> Any:
     raise TypeError(f"cannot checkpoint a {type(obj).__name__}: give it state_dict()/load_state_dict()")
 
 
+class Snapshot:
+    """The states of some objects (a backend, a generator) at a moment the caller picks: ``take()``
+    records them (:func:`state_of`), ``states`` holds the last record."""
+
+    def __init__(self, **objects: Any) -> None:
+        self.objects = {name: obj for name, obj in objects.items() if obj is not None}
+        self.states: dict[str, Any] = {}
+
+    def take(self) -> None:
+        self.states = {name: state_of(obj) for name, obj in self.objects.items()}
+
+
 def restore(obj: Any, state: Any) -> None:
     """Put ``state`` (from :func:`state_of`) back into ``obj``, in place: whoever holds ``obj``
     sees the restored state."""

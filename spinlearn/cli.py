@@ -95,6 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--quiet", action="store_true", help="no progress bar")
     _visa_library_arg(cal)
 
+    ev = sub.add_parser(
+        "evaluate", help="re-evaluate the models a run kept (OUT/models/seed<S>.pt), each seed afresh"
+    )
+    ev.add_argument("run_dir", help="a finished run's output directory")
+    ev.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="score on other data, e.g. data.test_fraction=0.5 (default: the run's own test data)",
+    )
+    ev.add_argument("--device", default="cpu", help="cpu or cuda")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+
     energy = sub.add_parser("energy", help="a run's energy: device training vs digital baseline")
     energy.add_argument("run_dir", help="a run's output directory (holding summary.json)")
 
@@ -209,6 +224,30 @@ def cmd_reproduce(args) -> int:
         table.add_row(*row.cells())
     Console(width=140).print(table)
     print(f"wrote {args.out}/results.md" + (f" and the table in {args.readme}" if args.readme else ""))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import json
+    from pathlib import Path
+
+    from spinlearn.kept import evaluate_run
+    from spinlearn.runner import progress_bar, resolve_device
+
+    device = resolve_device(args.device)
+    summary_path = Path(args.run_dir) / "summary.json"
+    try:
+        per_seed = json.loads(summary_path.read_text()).get("per_seed", {})
+        seeds = json.loads(summary_path.read_text())["seeds"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserInputError(f"cannot read {summary_path}: {getattr(exc, 'strerror', None) or exc}") from None
+    with progress_bar("evaluate", len(seeds), args.quiet) as advance:
+        scores = evaluate_run(args.run_dir, args.overrides, device, advance)
+    recorded = dict(zip(seeds, per_seed.get("test_accuracy", []), strict=False))
+    for seed, metrics in scores.items():
+        line = "  ".join(f"{name} {value:.6g}" for name, value in metrics.items())
+        known = "" if args.overrides or seed not in recorded else f"  (summary.json: {recorded[seed]:.6g})"
+        print(f"seed {seed}: {line}{known}")
     return 0
 
 
@@ -351,6 +390,7 @@ COMMANDS = {
     "show": cmd_show,
     "run": cmd_run,
     "energy": cmd_energy,
+    "evaluate": cmd_evaluate,
     "reproduce": cmd_reproduce,
 }
 
@@ -364,7 +404,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 #: Long commands: a signal ends them as Ctrl-C does.
-INTERRUPTIBLE = ("run", "calibrate", "reproduce")
+INTERRUPTIBLE = ("run", "calibrate", "reproduce", "evaluate")
 
 
 @contextlib.contextmanager

@@ -2,7 +2,8 @@
 
 ``OUT/config.yaml`` (written first), ``OUT/metrics.jsonl`` (one line per epoch per seed, rewritten
 after every epoch), ``OUT/checkpoints/seed<S>.pt`` (rewritten after every epoch; what ``--resume``
-continues from), ``OUT/summary.json`` and PNG plots, all written atomically.
+continues from), ``OUT/models/seed<S>.pt`` (each finished seed's model, :mod:`spinlearn.kept`),
+``OUT/summary.json`` and PNG plots, all written atomically.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from spinlearn.errors import UserInputError
 from spinlearn.experiments.common import profile_calibration_range
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult
 from spinlearn.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from spinlearn.kept import MODELS, save_model
 from spinlearn.plots import energy_bars as energy_plot
 
 MAX_SEED = 2**32 - 1  # what scikit-learn's random_state accepts
@@ -55,6 +57,7 @@ def prepare_out_dir(out: Path, resume: bool = False, config_text: str | None = N
             (out / name).unlink(missing_ok=True)
         if not resume:
             shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+            shutil.rmtree(out / MODELS, ignore_errors=True)
     except OSError as exc:
         raise UserInputError(f"cannot use output directory {out}: {exc.strerror or exc}") from None
     if not os.access(out, os.W_OK):
@@ -249,6 +252,9 @@ def run_experiment(
             try:
                 result = experiment.run(config, ctx)
                 seed_described = record_backends(ctx, result, experiment.name)
+                # before the backends close (the model's state holds their devices) and before
+                # the checkpoint marks the seed finished (a finished seed has its model)
+                save_model(out, s, result)
                 described = seed_described or described
             finally:
                 for opened in ctx.backends:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spinlearn.checkpoint import Checkpoint
+from spinlearn.checkpoint import Checkpoint, Snapshot
 from spinlearn.config import TrainConfig
 from spinlearn.energy import Ledger, digital_units, hidden_widths, linear_macs
 from spinlearn.errors import TrainingDiverged
@@ -79,6 +79,7 @@ def train_classifier(
     checkpoint: Checkpoint | None = None,
     stage: str = "train",
     state: dict[str, Any] | None = None,
+    snapshot: Snapshot | None = None,
 ) -> list[dict]:
     """Train for ``cfg.epochs``; returns one record per epoch (also passed to ``on_epoch``).
 
@@ -89,6 +90,9 @@ def train_classifier(
     With a ``checkpoint``, the loop is its ``stage``: model, optimizer, generator, ledger, history
     and the objects in ``state`` (the backend behind the model's devices) are saved after every
     epoch and, on resume, restored before the first epoch still to train.
+    A ``snapshot`` is taken before every test evaluation: after the last epoch it holds the state of
+    its objects (the backend, the generator of its noise) as they stood before the final score,
+    which re-evaluating the model later needs to draw the same read noise (``spinlearn evaluate``).
     """
     ledger = ledger or Ledger()
     macs = linear_macs(model)
@@ -124,6 +128,8 @@ def train_classifier(
                 seen += len(idx)
         mean_loss = total / seen
         check_finite(model, epoch + 1, mean_loss)
+        if snapshot is not None:
+            snapshot.take()
         with ledger.in_phase("evaluation"):
             ledger.digital_macs(macs * len(test[0]))
             ledger.digital_activations(tanh_neurons * len(test[0]))

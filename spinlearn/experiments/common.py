@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from spinlearn._fields import Validated, param
+from spinlearn.checkpoint import Snapshot, restore
 from spinlearn.config import DataConfig, TrainConfig
 from spinlearn.devices.mtj import DEFAULT_TWIN_MISMATCH, MTJ, MTJParams, fitted_population, voltage
 from spinlearn.energy import EnergyConfig, Ledger
@@ -153,6 +154,15 @@ def mtj_mlp(
         return MTJActivation(width, backend, f"hidden{index}", afd, device=device)
 
     return mlp(sizes, act, generator).to(device)
+
+
+def restore_kept(model: nn.Module, saved: dict, snapshot: Snapshot) -> None:
+    """Put a kept seed back (:mod:`spinlearn.kept`): the model's state (its chip included) and the
+    snapshot's objects (its backend, the run generator) as they stood before the final score."""
+    model.load_state_dict(saved["model"])
+    for name, obj in snapshot.objects.items():
+        if name in saved["context"]:
+            restore(obj, saved["context"][name])
 
 
 def sweep_devices(

@@ -17,10 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spinlearn import data, plots
+from spinlearn.checkpoint import Snapshot
 from spinlearn.config import TrainConfig
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import ConfigError
-from spinlearn.experiments.common import ExperimentConfig, MLPConfig, make_backend, mtj_mlp, sweep_devices
+from spinlearn.experiments.common import (
+    ExperimentConfig,
+    MLPConfig,
+    make_backend,
+    mtj_mlp,
+    restore_kept,
+    sweep_devices,
+)
 from spinlearn.experiments.registry import RunContext, SeedResult, Target, family
 from spinlearn.learning.afd import AFDConfig
 from spinlearn.training import accuracy, train_classifier
@@ -39,16 +47,28 @@ class IrisConfig(ExperimentConfig):
     model: MLPConfig = dataclasses.field(default_factory=MLPConfig)
 
 
-def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
+def _data(cfg: IrisConfig, ctx: RunContext):
     if cfg.data.dir is not None:
         raise ConfigError("data.dir is not used by the Iris experiments (Iris ships with scikit-learn)")
-    train, test = data.iris(ctx.seed, cfg.data.test_fraction, ctx.device)
+    return data.iris(ctx.seed, cfg.data.test_fraction, ctx.device)
+
+
+def _model(cfg: IrisConfig, ctx: RunContext, ledger: Ledger):
+    """The seed's network and the backend behind its MTJ neurons (None for tanh)."""
     mtj = cfg.model.activation == "mtj"
-    ledger = Ledger(cfg.energy)
     backend = make_backend(cfg.device, ctx, ledger=ledger) if mtj else None
     sizes = [IRIS_FEATURES, *cfg.model.hidden, IRIS_CLASSES]
     with ledger.in_phase("calibration"):
         model = mtj_mlp(sizes, cfg.model.activation, backend, cfg.afd, ctx.device, ctx.cpu_generator)
+    return model, backend
+
+
+def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
+    train, test = _data(cfg, ctx)
+    ledger = Ledger(cfg.energy)
+    model, backend = _model(cfg, ctx, ledger)
+    state = {"backend": backend} if backend is not None else None
+    snapshot = Snapshot(backend=backend, generator=ctx.generator)  # what the final score drew from
     history = train_classifier(
         model,
         train,
@@ -58,7 +78,8 @@ def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
         ctx.on_epoch,
         ledger=ledger,
         checkpoint=ctx.checkpoint,
-        state={"backend": backend} if backend is not None else None,
+        state=state,
+        snapshot=snapshot,
     )
     metrics = {
         "test_accuracy": history[-1]["test_accuracy"],
@@ -70,7 +91,15 @@ def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
         artifacts["devices"] = sweep_devices(backend, "hidden0", cfg.model.hidden[0])
     epochs = cfg.train.epochs
     energy = summarise(ledger, model, len(train[0]) * epochs, len(test[0]) * epochs)
-    return SeedResult(metrics, history, artifacts, energy)
+    return SeedResult(metrics, history, artifacts, energy, model=model, model_context=snapshot.states)
+
+
+def evaluate(cfg: IrisConfig, ctx: RunContext, saved: dict):
+    """The seed's trained network, rebuilt and restored from ``saved``; scored on its test split."""
+    _, test = _data(cfg, ctx)
+    model, backend = _model(cfg, ctx, Ledger(cfg.energy))
+    restore_kept(model, saved, Snapshot(backend=backend, generator=ctx.generator))
+    return model, lambda: {"test_accuracy": accuracy(model, *test)}
 
 
 def plot(results: list[SeedResult], cfg: IrisConfig, out: Path) -> list[Path]:
@@ -86,7 +115,7 @@ def _config(**model) -> IrisConfig:
 
 
 #: Every Iris experiment: ten seeds (five with --quick), each its own split, devices and weights.
-experiment = family(config_cls=IrisConfig, run=run, plot=plot, seeds=10, quick_seeds=5)
+experiment = family(config_cls=IrisConfig, run=run, plot=plot, evaluate=evaluate, seeds=10, quick_seeds=5)
 experiment(
     "iris-afd",
     "Iris, 1 hidden layer of 16 MTJ neurons trained by analog finite differences",

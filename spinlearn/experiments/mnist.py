@@ -27,10 +27,11 @@ from torch import nn
 
 from spinlearn import data, plots
 from spinlearn._fields import Validated, param
+from spinlearn.checkpoint import Snapshot
 from spinlearn.config import DataConfig, TrainConfig
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import DataError
-from spinlearn.experiments.common import ExperimentConfig, MLPConfig, make_backend, mtj_mlp
+from spinlearn.experiments.common import ExperimentConfig, MLPConfig, make_backend, mtj_mlp, restore_kept
 from spinlearn.experiments.registry import RunContext, SeedResult, Target, family
 from spinlearn.io import write_bytes_atomic
 from spinlearn.learning.afd import AFDConfig
@@ -150,16 +151,24 @@ def predictions(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> np.ndar
     return torch.cat([model(x[s : s + batch]).argmax(1) for s in range(0, len(x), batch)]).cpu().numpy()
 
 
-def train_mlp(cfg: MNISTConfig, ctx: RunContext, d: Tensors, activation: str, **train_kw):
-    """One MLP variant; every variant of a seed starts from the same weights and minibatch order."""
-    ledger = Ledger(cfg.energy)
+def _mlp(cfg: MNISTConfig, ctx: RunContext, d: Tensors, activation: str, ledger: Ledger):
+    """A variant's network (every variant of a seed starts from the same weights) and its backend."""
     backend = make_backend(cfg.device, ctx, ledger=ledger) if activation == "mtj" else None
     sizes = [d.train[0].shape[1], *cfg.model.hidden, CLASSES]
     init = torch.Generator().manual_seed(ctx.seed)
     with ledger.in_phase("calibration"):
         model = mtj_mlp(sizes, activation, backend, cfg.afd, ctx.device, init)
+    return model, backend
+
+
+def train_mlp(cfg: MNISTConfig, ctx: RunContext, d: Tensors, activation: str, **train_kw):
+    """One MLP variant; every variant of a seed starts from the same weights and minibatch order.
+    Returns the model, its history, backend, energy and the snapshot taken before its final score."""
+    ledger = Ledger(cfg.energy)
+    model, backend = _mlp(cfg, ctx, d, activation, ledger)
     order = torch.Generator().manual_seed(ctx.seed + 1)
     variant = train_kw.pop("variant", activation)
+    snapshot = Snapshot(backend=backend, generator=ctx.generator)
     history = train_classifier(
         model,
         d.train,
@@ -171,17 +180,26 @@ def train_mlp(cfg: MNISTConfig, ctx: RunContext, d: Tensors, activation: str, **
         checkpoint=ctx.checkpoint,
         stage=variant,
         state={"backend": backend} if backend is not None else None,
+        snapshot=snapshot,
         **train_kw,
     )
     epochs = cfg.train.epochs
     energy = summarise(ledger, model, len(d.train[0]) * epochs, len(d.test[0]) * epochs)
-    return model, history, backend, energy
+    return model, history, backend, energy, snapshot
+
+
+def evaluate(cfg: MNISTConfig, ctx: RunContext, saved: dict):
+    """The seed's trained network (the MTJ or tanh MLP; the KD student), rebuilt and restored."""
+    d = load(cfg.data, ctx.seed, ctx.device)
+    model, backend = _mlp(cfg, ctx, d, cfg.model.activation, Ledger(cfg.energy))
+    restore_kept(model, saved, Snapshot(backend=backend, generator=ctx.generator))
+    return model, lambda: {"test_accuracy": accuracy(model, *d.test)}
 
 
 def run_mlp(cfg: MNISTConfig, ctx: RunContext) -> SeedResult:
     d = load(cfg.data, ctx.seed, ctx.device)
     activation = cfg.model.activation
-    model, history, backend, energy = train_mlp(cfg, ctx, d, activation)
+    model, history, backend, energy, snapshot = train_mlp(cfg, ctx, d, activation)
     metrics = {"test_accuracy": history[-1]["test_accuracy"], "val_accuracy": accuracy(model, *d.val)}
     artifacts = {
         "histories": {LABELS[activation]: history},
@@ -191,10 +209,10 @@ def run_mlp(cfg: MNISTConfig, ctx: RunContext) -> SeedResult:
     if backend is not None:
         metrics["device_measurements"] = backend.measurement_count
     if activation == "mtj" and cfg.baseline.tanh:
-        _, tanh_history, _, _ = train_mlp(cfg, ctx, d, "tanh")
+        tanh_history = train_mlp(cfg, ctx, d, "tanh")[1]
         metrics["tanh_test_accuracy"] = tanh_history[-1]["test_accuracy"]
         artifacts["histories"][LABELS["tanh"]] = tanh_history
-    return SeedResult(metrics, history, artifacts, energy)
+    return SeedResult(metrics, history, artifacts, energy, model=model, model_context=snapshot.states)
 
 
 # --- knowledge distillation ---------------------------------------------------------------------
@@ -280,7 +298,7 @@ def run_kd(cfg: MNISTKDConfig, ctx: RunContext) -> SeedResult:
         teacher.eval()
         x = d.train[0]
         teacher_logits = torch.cat([teacher(x[s : s + 2048]) for s in range(0, len(x), 2048)])
-    student, history, backend, energy = train_mlp(
+    student, history, backend, energy, snapshot = train_mlp(
         cfg,
         ctx,
         d,
@@ -289,7 +307,7 @@ def run_kd(cfg: MNISTKDConfig, ctx: RunContext) -> SeedResult:
         loss_fn=kd_loss(cfg.kd.temperature, cfg.kd.alpha),
         soft_targets=teacher_logits,
     )
-    _, plain_history, _, _ = train_mlp(cfg, ctx, d, cfg.model.activation, variant="student_no_kd")
+    plain_history = train_mlp(cfg, ctx, d, cfg.model.activation, variant="student_no_kd")[1]
     metrics = {
         "test_accuracy": history[-1]["test_accuracy"],
         "student_no_kd_accuracy": plain_history[-1]["test_accuracy"],
@@ -302,7 +320,7 @@ def run_kd(cfg: MNISTKDConfig, ctx: RunContext) -> SeedResult:
         "y_true": d.test[1].cpu().numpy(),
         "y_pred": predictions(student, d.test[0]),
     }
-    return SeedResult(metrics, history, artifacts, energy)
+    return SeedResult(metrics, history, artifacts, energy, model=student, model_context=snapshot.states)
 
 
 def plot(results: list[SeedResult], cfg, out: Path) -> list[Path]:
@@ -316,7 +334,7 @@ def plot(results: list[SeedResult], cfg, out: Path) -> list[Path]:
 
 
 QUICK = {"data.train_subset": 10_000, "train.epochs": 2}
-experiment = family(config_cls=MNISTConfig, run=run_mlp, plot=plot, quick=QUICK)
+experiment = family(config_cls=MNISTConfig, run=run_mlp, plot=plot, evaluate=evaluate, quick=QUICK)
 experiment(
     "mnist-afd",
     "MNIST, 4 hidden layers of 512 MTJ neurons trained by AFD, tanh twin network beside it",

@@ -42,6 +42,10 @@ class SeedResult:
     artifacts: dict[str, Any] = field(default_factory=dict)  # kept in memory for plots
     energy: dict[str, float] | None = None  # from energy.summarise, when the run measured it
     timings: dict[str, float] = field(default_factory=dict)  # wall-clock figures: vary run to run
+    #: The trained model whose ``test_accuracy`` the metrics report (kept in the run directory) and
+    #: the state of the objects behind it (its backend) as they stood before that evaluation.
+    model: Any = None
+    model_context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +92,10 @@ class Experiment:
     quick_seeds: int | None = None
     epochs_of: Callable[[Any], int] = lambda cfg: cfg.train.epochs  # for the progress bar
     plot: Callable[[list[SeedResult], Any, Path], list[Path]] | None = None
+    #: ``evaluate(config, ctx, saved)``: the seed's model rebuilt for ``ctx.seed`` with the state the
+    #: runner kept (:mod:`spinlearn.kept`), and a function scoring it on the test data of ``config``;
+    #: returns ``(model, score)``. None: the experiment keeps no model.
+    evaluate: Callable[[Any, RunContext, dict], tuple[Any, Callable[[], dict[str, float]]]] | None = None
 
     def default_config(self) -> Any:
         return self.base_config() if self.base_config else self.config_cls()
