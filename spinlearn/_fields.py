@@ -27,8 +27,15 @@ def param(
     choices: tuple | None = None,
     min_len: int | None = None,
     default_factory: Any = dataclasses.MISSING,
+    affects: str | None = None,
 ) -> Any:
-    """A dataclass field with documentation and bounds (``gt``/``ge``/``le``/``lt``, ``choices``)."""
+    """A dataclass field with documentation and bounds (``gt``/``ge``/``le``/``lt``, ``choices``).
+
+    ``affects`` (device parameters) says what changing the value changes: ``accuracy`` (what the
+    network learns), ``energy`` (the joules booked), ``scale`` (only the units of the signals, which
+    the layers normalise away); it ends the doc as ``[affects: ...]``."""
+    if affects:
+        doc = f"{doc} [affects: {affects}]"
     meta = {"doc": doc, "gt": gt, "ge": ge, "le": le, "lt": lt, "choices": choices, "min_len": min_len}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
