@@ -10,6 +10,7 @@ from spinlearn.experiments import get
 from spinlearn.experiments.common import make_backend, mtj_mlp
 from spinlearn.experiments.registry import RunContext, SeedResult
 from spinlearn.kept import load_saved, model_path, save_model
+from spinlearn.nn import device_keys
 
 
 def _scores(stdout: str) -> dict[int, tuple[float, float]]:
@@ -40,6 +41,13 @@ def _scores(stdout: str) -> dict[int, tuple[float, float]]:
                 ),
             ],
         ),
+        (
+            "mnist-dw-sgld",
+            [
+                *("--set", "data.dataset=digits", "--set", "model.hidden=[16]", "--set", "train.epochs=1"),
+                *("--set", "compare.float_sgld=false", "--set", "device.read_noise=0.05"),
+            ],
+        ),
     ],
 )
 def test_evaluate_in_a_new_process_gives_the_summary_accuracy(tmp_path, name, settings):
@@ -52,7 +60,7 @@ def test_evaluate_in_a_new_process_gives_the_summary_accuracy(tmp_path, name, se
         assert again == recorded == pytest.approx(summary["per_seed"]["test_accuracy"][seed], abs=1e-6)
     model = sl.load_run(tmp_path, seed=1)
     assert isinstance(model, torch.nn.Module)
-    assert any(k.endswith("neurons.i0_a") for k in model.state_dict())
+    assert device_keys(model)  # its chip came back with it
 
 
 def test_a_kept_mnist_afd_model_is_the_size_of_its_tensors(tmp_path):

@@ -43,11 +43,13 @@ from torch import nn
 
 from spinlearn import data, plots
 from spinlearn._fields import Validated, param
+from spinlearn.checkpoint import Snapshot
 from spinlearn.config import DataConfig, batch_size_param, epochs_param, lr_decay_param, lr_final_param
 from spinlearn.devices.domain_wall import DomainWall, DWParams
 from spinlearn.energy import EnergyConfig, Ledger
 from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.experiments import mnist
+from spinlearn.experiments.common import restore_kept
 from spinlearn.experiments.mnist import Tensors
 from spinlearn.experiments.registry import RunContext, SeedResult, family, threshold
 from spinlearn.hardware.dw_synapses import DWSynapses
@@ -179,6 +181,8 @@ class Trained:
     samples: torch.Tensor  # (samples, n, classes): each kept posterior sample's on the test set
     optimizer: torch.optim.Optimizer
     seconds_per_step: float
+    model: nn.Module
+    snapshot: dict  # the devices' generators before ``final`` was scored (their read noise)
 
 
 def train_variant(
@@ -234,9 +238,29 @@ def train_variant(
         }
         history.append(record)
         ctx.on_epoch({"variant": name, **record})
+    snapshot = Snapshot(**_generators(model, optimizer))
+    snapshot.take()
     final = softmax_outputs(model, d.test[0])
     samples = posterior.sample_outputs(model, d.test[0])
-    return Trained(history, final, samples, optimizer, clock["busy_s"] / max(total, 1))
+    busy = clock["busy_s"] / max(total, 1)
+    return Trained(history, final, samples, optimizer, busy, model, snapshot.states)
+
+
+def evaluate(cfg: DWConfig, ctx: RunContext, saved: dict):
+    """The seed's DW-SGLD network rebuilt on its chip with the kept walls; scored on its test data."""
+    d, shape = load(cfg.data, ctx.seed, ctx.device)
+    model = _variant_model(cfg, ctx, shape, True)
+    optimizer = _optimizer("dw", model, cfg, cfg.sgld, len(d.train[0]), ctx, None)
+    restore_kept(model, saved, Snapshot(**_generators(model, optimizer)))
+    for layer in model.modules():
+        if hasattr(layer, "refresh"):
+            layer.refresh()  # the weights as the restored walls read
+
+    def score() -> dict[str, float]:
+        probs = softmax_outputs(model, d.test[0])
+        return {"test_accuracy": float((probs.argmax(1) == d.test[1]).float().mean())}
+
+    return model, score
 
 
 def _generators(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Generator]:
@@ -305,7 +329,9 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
         "reliability": {k: v.cpu().numpy() for k, v in reliability.items()},
         "labels": labels.cpu().numpy(),
     }
-    return SeedResult(metrics, dw.history, artifacts, timings=timings)
+    return SeedResult(
+        metrics, dw.history, artifacts, timings=timings, model=dw.model, model_context=dw.snapshot
+    )
 
 
 def run_sweep(cfg: DWConfig, ctx: RunContext) -> SeedResult:
@@ -369,7 +395,9 @@ def compare_epochs(cfg: DWConfig) -> int:
 
 MLP_QUICK = {"data.dataset": "digits", "train.epochs": 4, "train.batch_size": 32, "data.eval_subset": 0}
 #: DW-SGLD beside its baselines; dw-bits-sweep runs and plots a sweep instead.
-experiment = family(config_cls=DWConfig, run=run_compare, plot=plot_compare, epochs_of=compare_epochs)
+experiment = family(
+    config_cls=DWConfig, run=run_compare, plot=plot_compare, evaluate=evaluate, epochs_of=compare_epochs
+)
 experiment(
     "mnist-dw-sgld",
     "MNIST MLP trained by DW-SGLD (wall motion is the Langevin noise), float SGLD beside it",
@@ -381,6 +409,7 @@ experiment(
     "MNIST MLP: DW-SGLD accuracy at 2-8 bit updates against float SGLD",
     base_config=lambda: dataclasses.replace(DWConfig(), sweep=SweepConfig(bits=(2, 3, 4, 5, 6, 7, 8))),
     run=run_sweep,
+    evaluate=None,  # one model per bit width: none of them is "the" model
     plot=plot_sweep,
     targets=(
         threshold(
