@@ -30,7 +30,7 @@ from spinlearn.experiments.common import ExperimentConfig, make_backend
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult, register, threshold
 from spinlearn.hardware import SimulatedBackend
 from spinlearn.learning.afd import AFDConfig
-from spinlearn.nn import MTJActivation, mlp
+from spinlearn.nn import MTJActivation, device_keys, mlp
 
 DTYPE = torch.float64  # dI down to 1e-10 A needs double precision to show the truncation regime
 
@@ -83,7 +83,8 @@ def _cosine(cfg: GradcheckConfig, device_cfg, delta_i: float, ctx: RunContext, b
 
     afd_net = mlp(sizes, afd_act, run_ctx.cpu_generator).to(ctx.device, DTYPE)
     exact_net = mlp(sizes, exact_act, torch.Generator().manual_seed(0)).to(ctx.device, DTYPE)
-    exact_net.load_state_dict(afd_net.state_dict())
+    chip = device_keys(afd_net)  # the formula layers hold no devices: copy the linear weights only
+    exact_net.load_state_dict({k: v for k, v in afd_net.state_dict().items() if k not in chip})
     g_afd = _gradients(afd_net, *batch)
     g_exact = _gradients(exact_net, *batch)
     return float(nn.functional.cosine_similarity(g_afd, g_exact, dim=0))

@@ -94,6 +94,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spinlearn._fields import Validated, param
+from spinlearn._random import own_generator
 from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.learning.danp_noise import NOISE_SOURCES, NoiseConfig, NoiseSource
 
@@ -160,8 +161,9 @@ class DANPNetwork(nn.Module):
     a decorrelation matrix :math:`R_l` (and bias :math:`c_l`) in front of every layer.
 
     ``generator`` draws the initial weights (and, when it lives on ``device``, the noise; otherwise
-    a generator on ``device`` seeded from it does). Parameters: ``weights[l]``, ``biases[l]``
-    (trained through ``.grad``); ``decorrelation[l]``, ``decorrelation_bias[l]`` (``danp`` only;
+    a generator on ``device`` seeded from it does); without one, a generator of the network's own
+    seeded from torch's default generator (:mod:`spinlearn._random`). Parameters: ``weights[l]``,
+    ``biases[l]`` (trained through ``.grad``); ``decorrelation[l]``, ``decorrelation_bias[l]`` (``danp`` only;
     ``requires_grad=False``: no autograd ever reaches them). ``noise_sources[l]`` may be replaced
     by any callable ``n_rows -> (n_rows, sizes[l + 1])``. Build it on the device it trains on:
     ``.to()`` moves the parameters, but the sources keep drawing on their generator's device (their
@@ -171,7 +173,7 @@ class DANPNetwork(nn.Module):
     def __init__(
         self,
         sizes: Sequence[int],
-        generator: torch.Generator,
+        generator: torch.Generator | None = None,
         config: DANPConfig | None = None,
         noise: NoiseConfig | None = None,
         *,
@@ -187,6 +189,7 @@ class DANPNetwork(nn.Module):
         self.noise_config = noise or NoiseConfig()
         self.decorrelated = self.config.variant == "danp"
         self.loss_fn = LOSSES[self.config.loss]
+        generator = own_generator(generator, device)
         device = generator.device if device is None else torch.device(device)
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         for fan_in, fan_out in itertools.pairwise(sizes):
