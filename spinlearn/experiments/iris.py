@@ -16,8 +16,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from spinlearn import data, plots
-from spinlearn.config import TrainConfig
+from spinlearn import _user_data, data, plots
+from spinlearn._fields import param
+from spinlearn.config import DataConfig, TrainConfig
+from spinlearn.data import Split
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import ConfigError
 from spinlearn.experiments.common import ExperimentConfig, MLPConfig, make_backend, mtj_mlp, sweep_devices
@@ -27,11 +29,24 @@ from spinlearn.training import accuracy, train_classifier
 
 PAPER = "Pereira et al. 2026, arXiv:2603.03947 (device-in-the-loop, Iris)"
 IRIS_CLASSES = 3
-IRIS_FEATURES = 4
+DIGITS_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class IrisData(DataConfig):
+    """Iris, or another data set on the same network and schedule (input and output widths follow
+    the data; features standardised with the training part's statistics)."""
+
+    dataset: str = param(
+        "iris",
+        "iris, digits (scikit-learn's 8x8, 10 classes) or your own file: csv or npz (data.path)",
+        choices=("iris", "digits", "csv", "npz"),
+    )
 
 
 @dataclass(frozen=True)
 class IrisConfig(ExperimentConfig):
+    data: IrisData = dataclasses.field(default_factory=IrisData)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(epochs=60, lr=0.05, batch_size=8)
     )
@@ -39,14 +54,33 @@ class IrisConfig(ExperimentConfig):
     model: MLPConfig = dataclasses.field(default_factory=MLPConfig)
 
 
+def load(cfg: IrisData, seed: int, device, out_dir: Path | None = None) -> tuple[Split, Split, int]:
+    """Train and test tensors and the number of classes; a user's file has its classes recorded in
+    ``out_dir`` (:meth:`spinlearn._user_data.UserData.record`)."""
+    if cfg.dir is not None:
+        raise ConfigError(
+            "data.dir is not used by the Iris experiments (Iris and digits ship with scikit-learn; "
+            "your own file is data.path)"
+        )
+    if cfg.dataset == "iris":
+        return (*data.iris(seed, cfg.test_fraction, device), IRIS_CLASSES)
+    if cfg.dataset == "digits":
+        splits, classes = data.digits(seed, cfg.test_fraction), DIGITS_CLASSES
+    else:
+        own = _user_data.read(cfg.dataset, cfg.path, cfg.test_fraction, seed)
+        splits, classes = own.splits, len(own.classes)
+        if out_dir is not None:
+            own.record(out_dir)
+    s = splits
+    return (*data.standardised_tensors(s.x_train, s.y_train, s.x_test, s.y_test, device), classes)
+
+
 def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
-    if cfg.data.dir is not None:
-        raise ConfigError("data.dir is not used by the Iris experiments (Iris ships with scikit-learn)")
-    train, test = data.iris(ctx.seed, cfg.data.test_fraction, ctx.device)
+    train, test, classes = load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
     mtj = cfg.model.activation == "mtj"
     ledger = Ledger(cfg.energy)
     backend = make_backend(cfg.device, ctx, ledger=ledger) if mtj else None
-    sizes = [IRIS_FEATURES, *cfg.model.hidden, IRIS_CLASSES]
+    sizes = [train[0].shape[1], *cfg.model.hidden, classes]
     with ledger.in_phase("calibration"):
         model = mtj_mlp(sizes, cfg.model.activation, backend, cfg.afd, ctx.device, ctx.cpu_generator)
     history = train_classifier(
