@@ -65,7 +65,7 @@ def read(kind: str, path: str, test_fraction: float, seed: int) -> UserData:
     """The file ``path`` in format ``kind`` (csv or npz) as train/test arrays of class indices."""
     file = Path(path)
     if not file.is_file():
-        raise DataError(f"data.path {path}: no such file")
+        raise DataError(f"data.path {path}: {'not a file' if file.exists() else 'no such file'}")
     if kind == "csv":
         x, labels = _read_csv(file)
         parts = _split(file, x, labels, test_fraction, seed)

@@ -8,6 +8,8 @@ Pereira et al. 2026, arXiv:2603.03947; see the study's page in the docs (docs/st
 * ``iris-tanh``: ``iris-afd``'s network and schedule with a digital tanh (the baseline).
 
 Every seed draws its own stratified 80/20 split (30 test samples), devices and initial weights.
+``data.dataset`` digits, csv or npz (a user's file, ``data.path``) trains the same network and
+schedule on other data, its input and output widths taken from the data.
 """
 
 from __future__ import annotations
