@@ -17,6 +17,7 @@ keep their values. A CSV is always split by ``data.test_fraction``. Every malfor
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -56,8 +57,16 @@ class UserData:
         return side if side * side == self.features else 0
 
     def record(self, out_dir: Path) -> None:
-        """Write ``classes.json``: the file read and the label behind each output index."""
-        text = json.dumps({"path": self.path, "features": self.features, "classes": list(self.classes)})
+        """Write ``classes.json``: the file read (path and SHA-256 of its bytes, so that a run says
+        which version of the file it trained on), its width and the label behind each output index."""
+        digest = hashlib.sha256(Path(self.path).read_bytes()).hexdigest()
+        record = {
+            "path": self.path,
+            "sha256": digest,
+            "features": self.features,
+            "classes": list(self.classes),
+        }
+        text = json.dumps(record)
         write_text_atomic(Path(out_dir) / CLASSES_FILE, text + "\n")
 
 

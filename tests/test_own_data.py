@@ -4,6 +4,7 @@ data, and every malformed file is one line on stderr and exit code 2, before any
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 import torch
 from cli_helpers import run_summary
 
-from spinlearn import cli
-from spinlearn.experiments import iris, mnist
+from spinlearn import cli, config
+from spinlearn.experiments import get, iris, mnist
+from spinlearn.runner import run_experiment
 
 NAMES = ("emu", "cat", "dog")  # not in sorted order: the classes are sorted
 
@@ -35,6 +37,13 @@ def write_csv(path, x, labels, header=None):
     return path
 
 
+def _cli(capsys, *args):
+    """``spinlearn ARGS`` in this process: its exit code and stderr."""
+    code = cli.main(list(args))
+    err = capsys.readouterr().err
+    return code, err
+
+
 def test_mnist_afd_trains_on_a_csv_file_with_string_labels(tmp_path):
     x, y = clusters()
     path = write_csv(tmp_path / "samples.csv", x, [NAMES[k] for k in y])
@@ -47,18 +56,22 @@ def test_mnist_afd_trains_on_a_csv_file_with_string_labels(tmp_path):
     )
     assert summary["metrics"]["test_accuracy_mean"] >= 0.9
     recorded = json.loads((out / "classes.json").read_text())
-    assert recorded == {"path": str(path), "features": 6, "classes": ["cat", "dog", "emu"]}
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert recorded == {"path": str(path), "sha256": digest, "features": 6, "classes": ["cat", "dog", "emu"]}
 
 
-def test_iris_afd_trains_on_an_npz_with_its_own_test_part(tmp_path):
+def test_iris_afd_trains_on_an_npz_with_its_own_test_part(tmp_path, capsys):
     x, y = clusters(n=200, features=5, classes=4, seed=1)
     path = tmp_path / "samples.npz"
     np.savez(path, x_train=x[:160], y_train=y[:160], x_test=x[160:], y_test=y[160:])
     out = tmp_path / "run"
-    summary = run_summary(
-        out, "iris-afd", "--set", "data.dataset=npz", "--set", f"data.path={path}", "--set", "train.epochs=4"
+    code, _ = _cli(
+        capsys,
+        *("run", "iris-afd", "--set", "data.dataset=npz", "--set", f"data.path={path}"),
+        *("--set", "train.epochs=4", "--out", str(out), "--quiet"),
     )
-    assert summary["metrics"]["test_accuracy_mean"] >= 0.9
+    assert code == 0
+    assert json.loads((out / "summary.json").read_text())["metrics"]["test_accuracy_mean"] >= 0.9
     assert json.loads((out / "classes.json").read_text())["classes"] == ["0", "1", "2", "3"]
 
 
@@ -161,12 +174,6 @@ BAD = [
 ]
 
 
-def _cli(capsys, *args):
-    code = cli.main(list(args))
-    err = capsys.readouterr().err
-    return code, err
-
-
 @pytest.mark.parametrize("case", BAD)
 def test_a_bad_file_is_one_line_and_exit_code_2_before_training(tmp_path, capsys, case):
     path, message = _bad_files(tmp_path)[case]
@@ -212,3 +219,33 @@ def test_a_width_or_setting_the_network_cannot_take_is_one_line(tmp_path, capsys
     assert code == 2
     assert err.count("\n") == 1 and message in err, err
     assert not (out / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        (
+            "digits-danp",
+            {"model.hidden": [16], "compare.np": False, "compare.gaussian": False, "compare.bp": False},
+        ),
+        (
+            "mnist-dw-sgld",
+            {
+                "model.hidden": [16],
+                "train.batch_size": 16,
+                "data.eval_subset": 0,
+                "compare.float_sgld": False,
+            },
+        ),
+    ],
+)
+def test_danp_and_domain_wall_experiments_train_on_a_users_file(tmp_path, name, overrides):
+    x, y = clusters()
+    path = tmp_path / "samples.npz"
+    np.savez(path, x=x, y=np.array(NAMES)[y])  # string labels in an archive
+    experiment = get(name)
+    settings = {"data.dataset": "npz", "data.path": str(path), "train.epochs": 2, **overrides}
+    cfg = config.build(experiment.config_cls, experiment.default_config(), None, settings)
+    summary = run_experiment(experiment, cfg, tmp_path / "run", quiet=True)
+    assert summary["metrics"]["test_accuracy_mean"] >= 0.9
+    assert json.loads((tmp_path / "run" / "classes.json").read_text())["classes"] == sorted(NAMES)
