@@ -85,6 +85,8 @@ def test_the_network_takes_its_widths_from_the_data(tmp_path):
     assert (len(train[0]), len(test[0])) == (80, 20)  # data.test_fraction 0.2, stratified
     d = mnist.load(mnist.MNISTData(dataset="csv", path=str(path)), 0, cpu)
     assert (d.train[0].shape[1], d.classes, d.side) == (7, 3, 0)
+    digits, _, classes = iris.load(iris.IrisData(dataset="digits"), 0, cpu)  # once refused
+    assert (digits[0].shape[1], classes) == (64, 10)
 
 
 def test_one_file_split_by_the_run_seed_stratified(tmp_path):

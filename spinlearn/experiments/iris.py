@@ -42,7 +42,7 @@ class IrisData(DataConfig):
     dataset: str = param(
         "iris",
         "iris, digits (scikit-learn's 8x8, 10 classes) or your own file: csv or npz (data.path)",
-        choices=("iris", "digits", "csv", "npz"),
+        choices=("iris", "digits", *_user_data.FORMATS),
     )
 
 
@@ -73,8 +73,10 @@ def load(cfg: IrisData, seed: int, device, out_dir: Path | None = None) -> tuple
         splits, classes = own.splits, len(own.classes)
         if out_dir is not None:
             own.record(out_dir)
-    s = splits
-    return (*data.standardised_tensors(s.x_train, s.y_train, s.x_test, s.y_test, device), classes)
+    train, test = data.standardised_tensors(
+        splits.x_train, splits.y_train, splits.x_test, splits.y_test, device
+    )
+    return train, test, classes
 
 
 def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:

@@ -114,9 +114,10 @@ def family(**shared: Any) -> Callable[..., Experiment]:
 
 
 def get(name: str) -> Experiment:
-    """The experiment ``name``: a registered one, one an installed plug-in registers (see
-    :func:`discover`), or ``module:NAME``, an experiment that ``module`` (imported from the current
-    directory or ``sys.path``) registers or holds as attribute ``NAME``."""
+    """The experiment ``name``: a registered one, one that an installed plug-in registers (the
+    ``spinlearn.experiments`` entry points, loaded when ``name`` is not registered yet), or
+    ``module:NAME``, an experiment that ``module`` (imported from the current directory or
+    ``sys.path``) registers or holds as attribute ``NAME``."""
     from spinlearn.experiments import _plugins  # it imports this module
 
     if name in EXPERIMENTS:
