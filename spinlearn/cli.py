@@ -152,10 +152,11 @@ def _targets_text(exp) -> str:
 
 
 def cmd_list(args) -> int:
-    from spinlearn.experiments import EXPERIMENTS
+    from spinlearn.experiments.registry import everything
 
-    width = max(len(n) for n in EXPERIMENTS)
-    for name, exp in EXPERIMENTS.items():
+    experiments = everything()  # the built-in experiments and the installed plug-ins' ones
+    width = max(len(n) for n in experiments)
+    for name, exp in experiments.items():
         print(f"{name:<{width}}  {exp.summary}  [{_targets_text(exp)}]")
     return 0
 

@@ -53,6 +53,10 @@ class TrainConfig(Validated):
     lr_final: float = lr_final_param(0.1)
 
 
+#: ``data.dataset`` values that read a user's file named by ``data.path`` (see :mod:`spinlearn._user_data`).
+OWN_DATA_FORMATS = ("csv", "npz")
+
+
 @dataclass(frozen=True)
 class DataConfig(Validated):
     """Where data comes from and how it is split."""
@@ -61,6 +65,23 @@ class DataConfig(Validated):
         None, "directory of data files (MNIST IDX, CIFAR batches); Iris ships with scikit-learn"
     )
     test_fraction: float = param(0.2, "fraction held out for testing (stratified)", gt=0, lt=1)
+    path: str | None = param(
+        None,
+        "your own data file, read when data.dataset is csv (header row, feature columns and a `label` "
+        "column) or npz (x_train, y_train, x_test, y_test, or x and y split by data.test_fraction)",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        dataset = getattr(self, "dataset", None)  # the sections that offer a choice of data set
+        own = dataset in OWN_DATA_FORMATS
+        if own and self.path is None:
+            raise ConfigError(f"dataset = {dataset!r} needs data.path (the file to read)")
+        if self.path is not None and not own:
+            formats = " or ".join(OWN_DATA_FORMATS)
+            raise ConfigError(f"path = {self.path!r} is read only with data.dataset {formats}")
+        if own and self.dir is not None:
+            raise ConfigError(f"dir is for MNIST and CIFAR-10 files; data.dataset {dataset} reads data.path")
 
 
 C = TypeVar("C")

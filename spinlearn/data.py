@@ -50,7 +50,15 @@ def iris(seed: int, test_fraction: float = 0.2, device: str | torch.device = "cp
 
     x, y = load_iris(return_X_y=True)
     x_tr, x_te, y_tr, y_te = stratified_split(x, y, test_fraction, seed)
-    x_tr, x_te = standardise(x_tr, x_te)
+    return standardised_tensors(x_tr, y_tr, x_te, y_te, device)
+
+
+def standardised_tensors(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, device
+) -> tuple[Split, Split]:
+    """Train and test tensors, features standardised with the training part's statistics
+    (:func:`standardise`)."""
+    x_train, x_test = standardise(x_train, x_test)
 
     def tensors(a: np.ndarray, b: np.ndarray) -> Split:
         return (
@@ -58,7 +66,7 @@ def iris(seed: int, test_fraction: float = 0.2, device: str | torch.device = "cp
             torch.as_tensor(b, dtype=torch.long, device=device),
         )
 
-    return tensors(x_tr, y_tr), tensors(x_te, y_te)
+    return tensors(x_train, y_train), tensors(x_test, y_test)
 
 
 # --- MNIST --------------------------------------------------------------------------------------

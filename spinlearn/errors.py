@@ -20,3 +20,10 @@ class DataError(UserInputError):
 
 class TrainingDiverged(SpinlearnError):
     """NaN or Inf appeared during training; the message names the epoch and the layer."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): for one-line
+    errors about code or files that are not ours."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

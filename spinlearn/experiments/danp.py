@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spinlearn import data, plots
+from spinlearn import _user_data, data, plots
 from spinlearn._fields import Validated, param
 from spinlearn.config import batch_size_param, epochs_param
 from spinlearn.errors import ConfigError, DataError
@@ -83,7 +83,11 @@ class CompareConfig(Validated):
 
 @dataclass(frozen=True)
 class DANPData(MNISTData):
-    dataset: str = param("mnist", "mnist, digits or iris", choices=("mnist", "digits", "iris"))
+    dataset: str = param(
+        "mnist",
+        "mnist, digits, iris, or your own file: csv or npz (data.path)",
+        choices=("mnist", "digits", "iris", *_user_data.FORMATS),
+    )
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,9 @@ class DANPExperimentConfig:
 Pair = tuple[torch.Tensor, torch.Tensor]
 
 
-def load(cfg: DANPData, seed: int, device: torch.device) -> tuple[Pair, Pair]:
-    """Train and test tensors. MNIST: 50k / the standard 10k, (x - 0.1307) / 0.3081 as the authors."""
+def load(cfg: DANPData, seed: int, device: torch.device, out_dir: Path | None = None) -> tuple[Pair, Pair]:
+    """Train and test tensors. MNIST: 50k / the standard 10k, (x - 0.1307) / 0.3081 as the authors;
+    digits and a user's file (csv, npz: classes recorded in ``out_dir``) by their own statistics."""
     if cfg.dataset == "iris":
         if cfg.dir is not None:
             raise DataError("data.dir is for MNIST IDX files; Iris ships with scikit-learn")
@@ -108,7 +113,7 @@ def load(cfg: DANPData, seed: int, device: torch.device) -> tuple[Pair, Pair]:
             raise ConfigError("data.train_subset is for MNIST and digits")
         return data.iris(seed, cfg.test_fraction, device)
     stats = (data.MNIST_MEAN, data.MNIST_STD) if cfg.dataset == "mnist" else None
-    tensors = mnist.load(cfg, seed, device, stats)
+    tensors = mnist.load(cfg, seed, device, stats, out_dir)
     return tensors.train, tensors.test
 
 
@@ -158,7 +163,7 @@ def _variants(cfg: DANPExperimentConfig, sizes: list[int], ctx: RunContext) -> l
 
 
 def run(cfg: DANPExperimentConfig, ctx: RunContext) -> SeedResult:
-    (x, y), (x_test, y_test) = load(cfg.data, ctx.seed, ctx.device)
+    (x, y), (x_test, y_test) = load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
     classes = int(max(y.max(), y_test.max())) + 1
     sizes = [x.shape[1], *cfg.model.hidden, classes]
     variants = _variants(cfg, sizes, ctx)

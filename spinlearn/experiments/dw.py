@@ -41,13 +41,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from spinlearn import data, plots
+from spinlearn import _user_data, data, plots
 from spinlearn._fields import Validated, param
 from spinlearn.checkpoint import Snapshot
 from spinlearn.config import DataConfig, batch_size_param, epochs_param, lr_decay_param, lr_final_param
 from spinlearn.devices.domain_wall import DomainWall, DWParams
 from spinlearn.energy import EnergyConfig, Ledger
-from spinlearn.errors import ConfigError, TrainingDiverged
+from spinlearn.errors import ConfigError, DataError, TrainingDiverged
 from spinlearn.experiments import mnist
 from spinlearn.experiments.common import restore_kept
 from spinlearn.experiments.mnist import Tensors
@@ -68,8 +68,8 @@ CLASSES = 10
 class DWData(DataConfig):
     dataset: str = param(
         "mnist",
-        "mnist, digits (8x8, quick) or cifar10 (from data.dir)",
-        choices=("mnist", "digits", "cifar10"),
+        "mnist, digits (8x8, quick), cifar10 (from data.dir), or your own file: csv or npz (data.path)",
+        choices=("mnist", "digits", "cifar10", *_user_data.FORMATS),
     )
     train_subset: int = param(0, "train on the first N training samples only (0: all)", ge=0)
     eval_subset: int = param(2000, "test samples scored after every epoch for the curves (0: all)", ge=0)
@@ -134,13 +134,15 @@ class DWConfig:
     energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
 
 
-def load(cfg: DWData, seed: int, device: torch.device) -> tuple[Tensors, tuple[int, ...]]:
-    """Normalised, flattened tensors and the shape of one sample (the ResNet unflattens it)."""
+def load(
+    cfg: DWData, seed: int, device: torch.device, out_dir: Path | None = None
+) -> tuple[Tensors, tuple[int, ...]]:
+    """Normalised, flattened tensors and the shape of one sample (the ResNet unflattens it): a
+    square single-channel image, or a flat row for a user's file whose width is not a square."""
     if cfg.dataset != "cifar10":
-        d = mnist.load(
-            mnist.MNISTData(dir=cfg.dir, dataset=cfg.dataset, train_subset=cfg.train_subset), seed, device
-        )
-        return d, (1, d.side, d.side)
+        fields = ("dir", "dataset", "train_subset", "path", "test_fraction")
+        d = mnist.load(mnist.MNISTData(**{f: getattr(cfg, f) for f in fields}), seed, device, None, out_dir)
+        return d, (1, d.side, d.side) if d.side else (d.train[0].shape[1],)
     splits = data.cifar10(cfg.dir)
     n = cfg.train_subset or len(splits.x_train)
     mean = splits.x_train[:n].mean(axis=(0, 2, 3), keepdims=True)  # per colour channel
@@ -149,19 +151,24 @@ def load(cfg: DWData, seed: int, device: torch.device) -> tuple[Tensors, tuple[i
     return mnist.to_tensors(splits, n, mean, std, side, device), (3, side, side)
 
 
-def build_model(cfg: DWConfig, shape: tuple[int, ...], layers: Layers) -> nn.Module:
+def build_model(cfg: DWConfig, shape: tuple[int, ...], layers: Layers, classes: int = CLASSES) -> nn.Module:
     if cfg.model.arch == "mlp":
-        return nn.Sequential(nn.Flatten(), mlp([math.prod(shape), *cfg.model.hidden, CLASSES], layers))
-    return nn.Sequential(nn.Unflatten(1, shape), resnet18(layers, CLASSES, shape[0], cfg.model.width))
+        return nn.Sequential(nn.Flatten(), mlp([math.prod(shape), *cfg.model.hidden, classes], layers))
+    if len(shape) != 3:
+        raise DataError(
+            f"data.path {cfg.data.path}: model.arch resnet18 needs square images, and {shape[0]} features "
+            "per sample are not one (model.arch mlp takes any width)"
+        )
+    return nn.Sequential(nn.Unflatten(1, shape), resnet18(layers, classes, shape[0], cfg.model.width))
 
 
-def _variant_model(cfg: DWConfig, ctx: RunContext, shape, dw: bool):
+def _variant_model(cfg: DWConfig, ctx: RunContext, shape, dw: bool, classes: int = CLASSES):
     init = torch.Generator().manual_seed(ctx.seed)  # identical initial weights in every variant
     if not dw:
-        return build_model(cfg, shape, Layers(None, init)).to(ctx.device)
+        return build_model(cfg, shape, Layers(None, init), classes).to(ctx.device)
     devices = torch.Generator(ctx.device).manual_seed(ctx.seed + 7)  # the same chip for every variant
     layers = Layers(DomainWall(cfg.device), init, devices, cfg.model.weight_range)
-    return build_model(cfg, shape, layers).to(ctx.device)
+    return build_model(cfg, shape, layers, classes).to(ctx.device)
 
 
 def _optimizer(kind: str, model: nn.Module, cfg: DWConfig, sgld: SGLDConfig, n_train: int, ctx, ledger):
@@ -193,7 +200,7 @@ def train_variant(
     x, y = d.train
     n = len(x)
     ledger = Ledger(cfg.energy)
-    model = _variant_model(cfg, ctx, shape, kind == "dw")
+    model = _variant_model(cfg, ctx, shape, kind == "dw", d.classes)
     optimizer = _optimizer(kind, model, cfg, sgld, n, ctx, ledger)
     steps_per_epoch = math.ceil(n / cfg.train.batch_size)
     total = steps_per_epoch * cfg.train.epochs
@@ -249,7 +256,7 @@ def train_variant(
 def evaluate(cfg: DWConfig, ctx: RunContext, saved: dict):
     """The seed's DW-SGLD network rebuilt on its chip with the kept walls; scored on its test data."""
     d, shape = load(cfg.data, ctx.seed, ctx.device)
-    model = _variant_model(cfg, ctx, shape, True)
+    model = _variant_model(cfg, ctx, shape, True, d.classes)
     optimizer = _optimizer("dw", model, cfg, cfg.sgld, len(d.train[0]), ctx, None)
     restore_kept(model, saved, Snapshot(**_generators(model, optimizer)))
     for layer in model.modules():
@@ -298,7 +305,7 @@ def _dw_figures(opt: DWSGLD, steps: int) -> dict[str, float]:
 
 def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
     """DW-SGLD beside float SGLD (and SGD): mnist-dw-sgld, mnist-dw-resnet18, cifar10-dw-resnet18."""
-    d, shape = load(cfg.data, ctx.seed, ctx.device)
+    d, shape = load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
     labels = d.test[1]
     dw = train_variant("dw", "dw", cfg, ctx, d, shape)
     s = scores(dw, labels)
@@ -338,7 +345,7 @@ def run_sweep(cfg: DWConfig, ctx: RunContext) -> SeedResult:
     """DW-SGLD at each of ``sweep.bits`` and float SGLD on one MLP: ``accuracy_bits_<k>``."""
     if not cfg.sweep.bits:
         raise ConfigError("sweep.bits is empty: list the update precisions to sweep, e.g. [2, 4, 6, 8]")
-    d, shape = load(cfg.data, ctx.seed, ctx.device)
+    d, shape = load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
     labels = d.test[1]
     metrics: dict[str, float] = {}
     histories: dict[str, list] = {}

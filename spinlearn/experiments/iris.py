@@ -8,6 +8,8 @@ Pereira et al. 2026, arXiv:2603.03947; see the study's page in the docs (docs/st
 * ``iris-tanh``: ``iris-afd``'s network and schedule with a digital tanh (the baseline).
 
 Every seed draws its own stratified 80/20 split (30 test samples), devices and initial weights.
+``data.dataset`` digits, csv or npz (a user's file, ``data.path``) trains the same network and
+schedule on other data, its input and output widths taken from the data.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from spinlearn import data, plots
+from spinlearn import _user_data, data, plots
+from spinlearn._fields import param
 from spinlearn.checkpoint import Snapshot
-from spinlearn.config import TrainConfig
+from spinlearn.config import DataConfig, TrainConfig
+from spinlearn.data import Split
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import ConfigError
 from spinlearn.experiments.common import (
@@ -35,11 +39,24 @@ from spinlearn.training import accuracy, train_classifier
 
 PAPER = "Pereira et al. 2026, arXiv:2603.03947 (device-in-the-loop, Iris)"
 IRIS_CLASSES = 3
-IRIS_FEATURES = 4
+DIGITS_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class IrisData(DataConfig):
+    """Iris, or another data set on the same network and schedule (input and output widths follow
+    the data; features standardised with the training part's statistics)."""
+
+    dataset: str = param(
+        "iris",
+        "iris, digits (scikit-learn's 8x8, 10 classes) or your own file: csv or npz (data.path)",
+        choices=("iris", "digits", *_user_data.FORMATS),
+    )
 
 
 @dataclass(frozen=True)
 class IrisConfig(ExperimentConfig):
+    data: IrisData = dataclasses.field(default_factory=IrisData)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(epochs=60, lr=0.05, batch_size=8)
     )
@@ -47,26 +64,43 @@ class IrisConfig(ExperimentConfig):
     model: MLPConfig = dataclasses.field(default_factory=MLPConfig)
 
 
-def _data(cfg: IrisConfig, ctx: RunContext):
-    if cfg.data.dir is not None:
-        raise ConfigError("data.dir is not used by the Iris experiments (Iris ships with scikit-learn)")
-    return data.iris(ctx.seed, cfg.data.test_fraction, ctx.device)
+def load(cfg: IrisData, seed: int, device, out_dir: Path | None = None) -> tuple[Split, Split, int]:
+    """Train and test tensors and the number of classes; a user's file has its classes recorded in
+    ``out_dir`` (:meth:`spinlearn._user_data.UserData.record`)."""
+    if cfg.dir is not None:
+        raise ConfigError(
+            "data.dir is not used by the Iris experiments (Iris and digits ship with scikit-learn; "
+            "your own file is data.path)"
+        )
+    if cfg.dataset == "iris":
+        return (*data.iris(seed, cfg.test_fraction, device), IRIS_CLASSES)
+    if cfg.dataset == "digits":
+        splits, classes = data.digits(seed, cfg.test_fraction), DIGITS_CLASSES
+    else:
+        own = _user_data.read(cfg.dataset, cfg.path, cfg.test_fraction, seed)
+        splits, classes = own.splits, len(own.classes)
+        if out_dir is not None:
+            own.record(out_dir)
+    train, test = data.standardised_tensors(
+        splits.x_train, splits.y_train, splits.x_test, splits.y_test, device
+    )
+    return train, test, classes
 
 
-def _model(cfg: IrisConfig, ctx: RunContext, ledger: Ledger):
+def _model(cfg: IrisConfig, ctx: RunContext, ledger: Ledger, features: int, classes: int):
     """The seed's network and the backend behind its MTJ neurons (None for tanh)."""
     mtj = cfg.model.activation == "mtj"
     backend = make_backend(cfg.device, ctx, ledger=ledger) if mtj else None
-    sizes = [IRIS_FEATURES, *cfg.model.hidden, IRIS_CLASSES]
+    sizes = [features, *cfg.model.hidden, classes]
     with ledger.in_phase("calibration"):
         model = mtj_mlp(sizes, cfg.model.activation, backend, cfg.afd, ctx.device, ctx.cpu_generator)
     return model, backend
 
 
 def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
-    train, test = _data(cfg, ctx)
+    train, test, classes = load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
     ledger = Ledger(cfg.energy)
-    model, backend = _model(cfg, ctx, ledger)
+    model, backend = _model(cfg, ctx, ledger, train[0].shape[1], classes)
     state = {"backend": backend} if backend is not None else None
     snapshot = Snapshot(backend=backend, generator=ctx.generator)  # what the final score drew from
     history = train_classifier(
@@ -96,8 +130,8 @@ def run(cfg: IrisConfig, ctx: RunContext) -> SeedResult:
 
 def evaluate(cfg: IrisConfig, ctx: RunContext, saved: dict):
     """The seed's trained network, rebuilt and restored from ``saved``; scored on its test split."""
-    _, test = _data(cfg, ctx)
-    model, backend = _model(cfg, ctx, Ledger(cfg.energy))
+    _, test, classes = load(cfg.data, ctx.seed, ctx.device)
+    model, backend = _model(cfg, ctx, Ledger(cfg.energy), test[0].shape[1], classes)
     restore_kept(model, saved, Snapshot(backend=backend, generator=ctx.generator))
     return model, lambda: {"test_accuracy": accuracy(model, *test)}
 

