@@ -141,8 +141,9 @@ def digital_units(model: nn.Module) -> int:
 
 
 def hidden_widths(model: nn.Module) -> list[int]:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return [m.out_features for m in linears[:-1]]
+    """Output widths of every dense layer but the last (digital or on devices): the hidden units."""
+    dense = [m for m in model.modules() if hasattr(m, "in_features") and hasattr(m, "out_features")]
+    return [m.out_features for m in dense[:-1]]
 
 
 def digital_baseline_train_j(

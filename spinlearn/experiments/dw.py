@@ -41,97 +41,32 @@ import numpy as np
 import torch
 from torch import nn
 
-from spinlearn import _user_data, data, plots
-from spinlearn._fields import Validated, param
+from spinlearn import data, plots
 from spinlearn.checkpoint import Snapshot
-from spinlearn.config import DataConfig, batch_size_param, epochs_param, lr_decay_param, lr_final_param
-from spinlearn.devices.domain_wall import DomainWall, DWParams
-from spinlearn.energy import EnergyConfig, Ledger
+from spinlearn.devices.domain_wall import DomainWall
+from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import ConfigError, DataError, TrainingDiverged
 from spinlearn.experiments import mnist
-from spinlearn.experiments.common import restore_kept
+from spinlearn.experiments.common import make_backend, restore_kept
+from spinlearn.experiments.dw_config import (
+    CLASSES,
+    PAPER,
+    DWConfig,
+    DWData,
+    DWModelConfig,
+    DWTrainConfig,
+    PosteriorConfig,
+    SweepConfig,
+)
 from spinlearn.experiments.mnist import Tensors
 from spinlearn.experiments.registry import RunContext, SeedResult, family, threshold
 from spinlearn.hardware.dw_synapses import DWSynapses
-from spinlearn.learning.posterior import PosteriorSamples
 from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig
 from spinlearn.metrics import confidence_gap, ece, ece_gap, nll, softmax_outputs
 from spinlearn.nn.dw import Layers
+from spinlearn.nn.mtj_activation import MTJActivation
 from spinlearn.nn.resnet import mlp, resnet18
 from spinlearn.training import check_finite, lr_at
-
-PAPER = "Dalgaty et al. 2023, arXiv:2312.02771"
-CLASSES = 10
-
-
-@dataclass(frozen=True)
-class DWData(DataConfig):
-    dataset: str = param(
-        "mnist",
-        "mnist, digits (8x8, quick), cifar10 (from data.dir), or your own file: csv or npz (data.path)",
-        choices=("mnist", "digits", "cifar10", *_user_data.FORMATS),
-    )
-    train_subset: int = param(0, "train on the first N training samples only (0: all)", ge=0)
-    eval_subset: int = param(2000, "test samples scored after every epoch for the curves (0: all)", ge=0)
-
-
-@dataclass(frozen=True)
-class DWTrainConfig(Validated):
-    """Schedule shared by every variant (lr on the mean minibatch loss; see learning.sgld)."""
-
-    epochs: int = epochs_param(8)
-    batch_size: int = batch_size_param(128)
-    lr: float = param(0.1, "learning rate eta (drift -eta grad of the mean loss)", gt=0, le=100)
-    lr_decay: str = lr_decay_param("cosine")
-    lr_final: float = lr_final_param(0.1)
-
-
-@dataclass(frozen=True)
-class DWModelConfig(Validated):
-    arch: str = param("mlp", "mlp or resnet18 (CIFAR variant)", choices=("mlp", "resnet18"))
-    hidden: tuple[int, ...] = param((256, 256), "MLP hidden widths", ge=1, le=100_000, min_len=1)
-    width: float = param(0.25, "ResNet-18 width multiplier (1: 64-128-256-512 channels)", gt=0, le=8)
-    weight_range: float = param(4.0, "w_max of a DW layer / its initial weight bound", gt=0, le=1000)
-
-
-@dataclass(frozen=True)
-class PosteriorConfig(Validated):
-    samples: int = param(8, "thinned weight samples averaged for the posterior predictive", ge=1, le=1000)
-    burn_in: float = param(0.5, "fraction of the training steps before the first sample", ge=0, lt=1)
-
-    def chain(self, steps: int) -> PosteriorSamples:
-        """What a chain of ``steps`` steps keeps: ``samples`` states, evenly thinned after burn-in."""
-        burn_in = int(self.burn_in * steps)
-        return PosteriorSamples(burn_in, max(1, (steps - burn_in) // self.samples), self.samples)
-
-
-@dataclass(frozen=True)
-class CompareConfig(Validated):
-    float_sgld: bool = param(True, "floating-point SGLD (software noise), same schedule")
-    sgd: bool = param(False, "plain SGD, same schedule")
-
-
-@dataclass(frozen=True)
-class SweepConfig(Validated):
-    bits: tuple[int, ...] = param((), "update precisions to sweep (dw-bits-sweep)", ge=2, le=16)
-
-
-#: A cold posterior (T < 1), as is customary for SGLD on neural networks (Wenzel et al. 2020): at T = 1
-#: the MLP stays ~1 pp below SGD on MNIST (0.965 after 6 epochs, float and DW alike).
-COLD = 0.1
-
-
-@dataclass(frozen=True)
-class DWConfig:
-    device: DWParams = dataclasses.field(default_factory=DWParams)
-    sgld: SGLDConfig = dataclasses.field(default_factory=lambda: SGLDConfig(temperature=COLD))
-    data: DWData = dataclasses.field(default_factory=DWData)
-    train: DWTrainConfig = dataclasses.field(default_factory=DWTrainConfig)
-    model: DWModelConfig = dataclasses.field(default_factory=DWModelConfig)
-    posterior: PosteriorConfig = dataclasses.field(default_factory=PosteriorConfig)
-    compare: CompareConfig = dataclasses.field(default_factory=CompareConfig)
-    sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
-    energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
 
 
 def load(
@@ -139,6 +74,9 @@ def load(
 ) -> tuple[Tensors, tuple[int, ...]]:
     """Normalised, flattened tensors and the shape of one sample (the ResNet unflattens it): a
     square single-channel image, or a flat row for a user's file whose width is not a square."""
+    if cfg.dataset == "iris":  # 4 standardised features, 3 classes, a stratified split per seed
+        train, test = data.iris(seed, cfg.test_fraction, device)
+        return Tensors(train, test, test, 0, 3), (train[0].shape[1],)
     if cfg.dataset != "cifar10":
         fields = ("dir", "dataset", "train_subset", "path", "test_fraction")
         d = mnist.load(mnist.MNISTData(**{f: getattr(cfg, f) for f in fields}), seed, device, None, out_dir)
@@ -151,9 +89,17 @@ def load(
     return mnist.to_tensors(splits, n, mean, std, side, device), (3, side, side)
 
 
-def build_model(cfg: DWConfig, shape: tuple[int, ...], layers: Layers, classes: int = CLASSES) -> nn.Module:
+def build_model(
+    cfg: DWConfig, shape: tuple[int, ...], layers: Layers, classes: int = CLASSES, activation=None
+) -> nn.Module:
+    """The MLP (hidden units from ``activation(width, k)``, ReLU without one) or the ResNet-18."""
     if cfg.model.arch == "mlp":
-        return nn.Sequential(nn.Flatten(), mlp([math.prod(shape), *cfg.model.hidden, classes], layers))
+        sizes = [math.prod(shape), *cfg.model.hidden, classes]
+        return nn.Sequential(nn.Flatten(), mlp(sizes, layers, activation))
+    if cfg.model.activation != "relu":
+        raise ConfigError(
+            f"model.activation={cfg.model.activation} is for model.arch=mlp (the ResNet uses ReLU)"
+        )
     if len(shape) != 3:
         raise DataError(
             f"data.path {cfg.data.path}: model.arch resnet18 needs square images, and {shape[0]} features "
@@ -162,13 +108,37 @@ def build_model(cfg: DWConfig, shape: tuple[int, ...], layers: Layers, classes: 
     return nn.Sequential(nn.Unflatten(1, shape), resnet18(layers, classes, shape[0], cfg.model.width))
 
 
-def _variant_model(cfg: DWConfig, ctx: RunContext, shape, dw: bool, classes: int = CLASSES):
+def _variant_model(cfg: DWConfig, ctx: RunContext, shape, dw: bool, classes: int = CLASSES, ledger=None):
     init = torch.Generator().manual_seed(ctx.seed)  # identical initial weights in every variant
+    activation = _activation(cfg, ctx, dw, ledger)
     if not dw:
-        return build_model(cfg, shape, Layers(None, init), classes).to(ctx.device)
+        return build_model(cfg, shape, Layers(None, init), classes, activation).to(ctx.device)
     devices = torch.Generator(ctx.device).manual_seed(ctx.seed + 7)  # the same chip for every variant
     layers = Layers(DomainWall(cfg.device), init, devices, cfg.model.weight_range)
-    return build_model(cfg, shape, layers, classes).to(ctx.device)
+    return build_model(cfg, shape, layers, classes, activation).to(ctx.device)
+
+
+def _activation(cfg: DWConfig, ctx: RunContext, dw: bool, ledger):
+    """The MLP's hidden units: MTJ neurons on a backend of the run for the chip's DW variant (their
+    float twins get tanh, the digital unit they stand for), else the configured digital one."""
+    kind = cfg.model.activation
+    if kind == "relu":
+        return None
+    if kind == "tanh" or not dw:
+        return lambda width, k: nn.Tanh()
+    backend = make_backend(cfg.neuron, ctx, ledger=ledger)
+    return lambda width, k: MTJActivation(width, backend, f"hidden{k}", cfg.afd, device=ctx.device)
+
+
+def _noise_sources(model: nn.Module, optimizer, ctx: RunContext) -> dict:
+    """What the model's noise is drawn from: its DW devices' and the optimizer's generators, and for
+    MTJ neurons their backend (read counter, noise pool) and the run generator behind it."""
+    found = _generators(model, optimizer)
+    backends = {id(m.backend): m.backend for m in model.modules() if isinstance(m, MTJActivation)}
+    found.update({f"backend{k}": b for k, b in enumerate(backends.values())})
+    if backends:
+        found["run_generator"] = ctx.generator
+    return found
 
 
 def _optimizer(kind: str, model: nn.Module, cfg: DWConfig, sgld: SGLDConfig, n_train: int, ctx, ledger):
@@ -190,6 +160,7 @@ class Trained:
     seconds_per_step: float
     model: nn.Module
     snapshot: dict  # the devices' generators before ``final`` was scored (their read noise)
+    ledger: Ledger
 
 
 def train_variant(
@@ -200,7 +171,7 @@ def train_variant(
     x, y = d.train
     n = len(x)
     ledger = Ledger(cfg.energy)
-    model = _variant_model(cfg, ctx, shape, kind == "dw", d.classes)
+    model = _variant_model(cfg, ctx, shape, kind == "dw", d.classes, ledger)
     optimizer = _optimizer(kind, model, cfg, sgld, n, ctx, ledger)
     steps_per_epoch = math.ceil(n / cfg.train.batch_size)
     total = steps_per_epoch * cfg.train.epochs
@@ -210,7 +181,8 @@ def train_variant(
     history: list[dict] = []
     clock = {"busy_s": 0.0}
     state = {"model": model, "optimizer": optimizer, "order": order, "ledger": ledger, "posterior": posterior}
-    state.update(history=history, clock=clock, **_generators(model, optimizer))
+    noise = {k: v for k, v in _noise_sources(model, optimizer, ctx).items() if k != "run_generator"}
+    state.update(history=history, clock=clock, **noise)
     for epoch in ctx.checkpoint.epochs(name, cfg.train.epochs, state):
         step = epoch * steps_per_epoch
         lr = lr_at(epoch, cfg.train)
@@ -236,7 +208,8 @@ def train_variant(
             check_finite(model, epoch + 1, mean_loss)
         except TrainingDiverged as exc:
             raise TrainingDiverged(f"{name}: {exc}") from None
-        probs = softmax_outputs(model, x_eval)
+        with ledger.in_phase("evaluation"):
+            probs = softmax_outputs(model, x_eval)
         record = {
             "epoch": epoch + 1,
             "lr": lr,
@@ -245,12 +218,12 @@ def train_variant(
         }
         history.append(record)
         ctx.on_epoch({"variant": name, **record})
-    snapshot = Snapshot(**_generators(model, optimizer))
+    snapshot = Snapshot(**_noise_sources(model, optimizer, ctx))
     snapshot.take()
     final = softmax_outputs(model, d.test[0])
     samples = posterior.sample_outputs(model, d.test[0])
     busy = clock["busy_s"] / max(total, 1)
-    return Trained(history, final, samples, optimizer, busy, model, snapshot.states)
+    return Trained(history, final, samples, optimizer, busy, model, snapshot.states, ledger)
 
 
 def evaluate(cfg: DWConfig, ctx: RunContext, saved: dict):
@@ -258,7 +231,7 @@ def evaluate(cfg: DWConfig, ctx: RunContext, saved: dict):
     d, shape = load(cfg.data, ctx.seed, ctx.device)
     model = _variant_model(cfg, ctx, shape, True, d.classes)
     optimizer = _optimizer("dw", model, cfg, cfg.sgld, len(d.train[0]), ctx, None)
-    restore_kept(model, saved, Snapshot(**_generators(model, optimizer)))
+    restore_kept(model, saved, Snapshot(**_noise_sources(model, optimizer, ctx)))
     for layer in model.modules():
         if hasattr(layer, "refresh"):
             layer.refresh()  # the weights as the restored walls read
@@ -336,8 +309,12 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
         "reliability": {k: v.cpu().numpy() for k, v in reliability.items()},
         "labels": labels.cpu().numpy(),
     }
+    energy = None
+    if cfg.model.arch == "mlp":  # its baseline counts dense layers; the ResNet's convolutions it does not
+        epochs, evaluated = len(dw.history), len(d.test[0][: cfg.data.eval_subset or None])
+        energy = summarise(dw.ledger, dw.model, len(d.train[0]) * epochs, evaluated * epochs)
     return SeedResult(
-        metrics, dw.history, artifacts, timings=timings, model=dw.model, model_context=dw.snapshot
+        metrics, dw.history, artifacts, energy, timings, model=dw.model, model_context=dw.snapshot
     )
 
 

@@ -1,6 +1,6 @@
 """Models for the domain-wall study, built from a :class:`~spinlearn.nn.dw.Layers` factory (DW or float).
 
-* :func:`mlp`: ``in -> hidden... -> out`` with ReLU.
+* :func:`mlp`: ``in -> hidden... -> out`` with ReLU (or any activation, MTJ neurons included).
 * :func:`resnet18`: the standard CIFAR variant of ResNet-18 (He et al. 2016): a 3x3 stem without
   pooling, four stages of two BasicBlocks at widths 64, 128, 256, 512 (times ``width``), strides
   1, 2, 2, 2, 1x1 projection shortcuts, global average pooling and one linear layer. At ``width=1``
@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -18,15 +18,18 @@ from torch import nn
 from spinlearn.nn.dw import Layers
 
 
-def mlp(sizes: Sequence[int], layers: Layers) -> nn.Sequential:
-    """``sizes = (in, h1, ..., out)`` with ReLU between the linear layers."""
+def mlp(
+    sizes: Sequence[int], layers: Layers, activation: Callable[[int, int], nn.Module] | None = None
+) -> nn.Sequential:
+    """``sizes = (in, h1, ..., out)`` with ``activation(width, k)`` after hidden layer ``k`` (ReLU by
+    default; MTJ neurons make the all-spintronic chip)."""
     if len(sizes) < 2 or any(s < 1 for s in sizes):
         raise ValueError(f"layer sizes must be >= 1 and at least two, got {list(sizes)}")
     modules: list[nn.Module] = []
     for k in range(len(sizes) - 1):
         modules.append(layers.linear(sizes[k], sizes[k + 1]))
         if k < len(sizes) - 2:
-            modules.append(nn.ReLU())
+            modules.append(activation(sizes[k + 1], k) if activation else nn.ReLU())
     return nn.Sequential(*modules)
 
 
