@@ -39,3 +39,12 @@ def test_afd_vs_torch_reads_through_the_fused_step_with_the_energy_ledger():
     torch.nn.functional.cross_entropy(model(x), y).backward()
     assert model[1]._fused_step is not None and model[3]._fused_step is not None
     assert ledger.counts[ledger.phase]["mtj_read"] - before == 2 * 8 * (16 + 16)  # neurons and twins
+
+
+def test_chip_vs_torch_times_the_chip_against_its_float_twin():
+    from benchmarks import chip_vs_torch
+
+    chip, _ = chip_vs_torch._variant("chip")
+    assert [type(m).__name__ for m in chip] == ["DWLinear", "MTJActivation", "DWLinear"]
+    result = chip_vs_torch.run(rounds=1)
+    assert result["ratio"] == result["chip_step_s_median"] / result["float_step_s_median"] > 0
