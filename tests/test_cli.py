@@ -130,6 +130,16 @@ def test_cuda_request_without_gpu_is_bad_input(tmp_path):
     assert out.stderr.strip() == "spinlearn: error: --device cuda requested but no CUDA GPU is available"
 
 
+def test_every_quick_configuration_builds():
+    """What `make demo` runs: each experiment with a target, with its quick overrides (the whole
+    quick reproduce is the slow test below; `reproduce --only` runs one row in the default set)."""
+    from spinlearn.report import _config, experiments_with_targets
+
+    for exp in experiments_with_targets():
+        assert _config(exp, quick=True) != _config(exp, quick=False) or not exp.quick, exp.name
+
+
+@pytest.mark.slow  # 4-5 minutes of one core: the demo itself (`make demo`)
 def test_reproduce_quick_writes_the_report(tmp_path):
     out = spinlearn("reproduce", "--quick", "--quiet", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
