@@ -50,6 +50,7 @@ from spinlearn.errors import ConfigError, TrainingDiverged
 from spinlearn.experiments import mnist
 from spinlearn.experiments.mnist import Tensors
 from spinlearn.experiments.registry import RunContext, SeedResult, family, threshold
+from spinlearn.hardware.dw_profile import domain_wall
 from spinlearn.hardware.dw_synapses import DWSynapses
 from spinlearn.learning.posterior import PosteriorSamples
 from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig
@@ -114,6 +115,23 @@ class SweepConfig(Validated):
     bits: tuple[int, ...] = param((), "update precisions to sweep (dw-bits-sweep)", ge=2, le=16)
 
 
+@dataclass(frozen=True)
+class DWDeviceConfig(DWParams):
+    """The domain-wall synapses: the model's parameters, or a profile of measured devices."""
+
+    profile: str | None = param(
+        None,
+        "domain-wall profile YAML from `spinlearn fit dw`: its median device replaces the parameters "
+        "it holds (threshold, velocity, diffusion, conductance range, edge, spread, read noise)",
+    )
+
+    def domain_wall(self) -> DomainWall:
+        """The kind of synapse these settings describe (the profile's, when one is named)."""
+        names = {f.name for f in dataclasses.fields(DWParams)}
+        params = DWParams(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+        return domain_wall(self.profile, params) if self.profile else DomainWall(params)
+
+
 #: A cold posterior (T < 1), as is customary for SGLD on neural networks (Wenzel et al. 2020): at T = 1
 #: the MLP stays ~1 pp below SGD on MNIST (0.965 after 6 epochs, float and DW alike).
 COLD = 0.1
@@ -121,7 +139,7 @@ COLD = 0.1
 
 @dataclass(frozen=True)
 class DWConfig:
-    device: DWParams = dataclasses.field(default_factory=DWParams)
+    device: DWDeviceConfig = dataclasses.field(default_factory=DWDeviceConfig)
     sgld: SGLDConfig = dataclasses.field(default_factory=lambda: SGLDConfig(temperature=COLD))
     data: DWData = dataclasses.field(default_factory=DWData)
     train: DWTrainConfig = dataclasses.field(default_factory=DWTrainConfig)
@@ -158,7 +176,7 @@ def _variant_model(cfg: DWConfig, ctx: RunContext, shape, dw: bool):
     if not dw:
         return build_model(cfg, shape, Layers(None, init)).to(ctx.device)
     devices = torch.Generator(ctx.device).manual_seed(ctx.seed + 7)  # the same chip for every variant
-    layers = Layers(DomainWall(cfg.device), init, devices, cfg.model.weight_range)
+    layers = Layers(cfg.device.domain_wall(), init, devices, cfg.model.weight_range)
     return build_model(cfg, shape, layers).to(ctx.device)
 
 
