@@ -25,12 +25,13 @@ from spinlearn.experiments import get
 from spinlearn.experiments.common import DeviceConfig, make_backend
 from spinlearn.experiments.registry import RunContext
 from spinlearn.hardware import DeviceProfile
-from spinlearn.hardware.calibration import calibrate, sweep_path
+from spinlearn.hardware.calibration import DeviceFit, calibrate, nominal_of, sweep_path
 from spinlearn.hardware.dw_profile import DWProfile, domain_wall
 from spinlearn.hardware.dw_synapses import DWSynapses
 from spinlearn.hardware.fit_dw import fit_file as fit_dw
 from spinlearn.hardware.fit_mtj import fit_file as fit_mtj
 from spinlearn.hardware.virtual import InstrumentServer, VirtualInstrument
+from spinlearn.runner import run_experiment
 
 F64 = torch.float64
 NOISE_V = 1e-4
@@ -270,3 +271,38 @@ def test_pulses_at_one_amplitude_cannot_separate_velocity_and_threshold(tmp_path
     assert "never changes" in one_line_exit_2(capsys, "fit", "dw", str(tmp_path / "flat.csv"))
     (tmp_path / "neg.csv").write_text("device,pulse_a,pulse_s,g_before_s,g_after_s\nA,1e-3,-1e-9,5e-5,6e-5\n")
     assert "pulse_s must be > 0" in one_line_exit_2(capsys, "fit", "dw", str(tmp_path / "neg.csv"))
+
+
+# -- the fitted chip trains as the real one does (minutes) -------------------------------------------
+def truth_profile(pop: MTJPopulation, path) -> None:
+    """The generating devices themselves as a profile: what a perfect fit would write."""
+    keys = ("r_p_ohm", "tmr0", "v_half_v", "i0_a", "is_a")
+    fits = [
+        DeviceFit(
+            MTJParams(*(float(getattr(pop, k)[d]) for k in keys), read_noise_v=NOISE_V),
+            {"v_half_identified": True},
+        )
+        for d in range(pop.size)
+    ]
+    profile = DeviceProfile.default(pop.size // 2)
+    profile = profile.with_fits([f.params for f in fits], [f.quality for f in fits], nominal_of(fits), {})
+    path.write_text(profile.to_yaml())
+
+
+@pytest.mark.slow
+def test_iris_afd_on_the_fitted_profile_lands_in_the_band_of_the_generating_devices(tmp_path):
+    """Seeds 0-9 on one 16-pair chip: the fitted profile and the true devices give test accuracies
+    within 0.02 of each other in the mean (the seeds' spread is ~0.03), both at least 0.93."""
+    pop = mtj_chip(16, seed=5)
+    write_iv(tmp_path / "iv.csv", pop, seed=6)
+    fit_mtj(tmp_path / "iv.csv", tmp_path / "fitted.yaml")
+    truth_profile(pop, tmp_path / "truth.yaml")
+    exp = get("iris-afd")
+    accuracy = {}
+    for name in ("fitted", "truth"):
+        overrides = {"device.profile": str(tmp_path / f"{name}.yaml")}
+        cfg = config.build(exp.config_cls, exp.default_config(), overrides=overrides)
+        summary = run_experiment(exp, cfg, tmp_path / name, 0, 10, quiet=True)
+        accuracy[name] = summary["metrics"]["test_accuracy_mean"]
+    assert abs(accuracy["fitted"] - accuracy["truth"]) <= 0.02, accuracy
+    assert min(accuracy.values()) >= 0.93, accuracy

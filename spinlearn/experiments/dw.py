@@ -127,8 +127,7 @@ class DWDeviceConfig(DWParams):
 
     def domain_wall(self) -> DomainWall:
         """The kind of synapse these settings describe (the profile's, when one is named)."""
-        names = {f.name for f in dataclasses.fields(DWParams)}
-        params = DWParams(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+        params = self.as_base(DWParams)
         return domain_wall(self.profile, params) if self.profile else DomainWall(params)
 
 

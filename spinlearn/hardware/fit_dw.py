@@ -49,7 +49,7 @@ from spinlearn.csv_table import read_csv_table
 from spinlearn.devices.domain_wall import DWParams
 from spinlearn.errors import DataError
 from spinlearn.hardware.dw_profile import DWProfile
-from spinlearn.io import save_figure_atomic, write_text_atomic
+from spinlearn.io import write_text_atomic
 
 COLUMNS = ("device", "pulse_a", "pulse_s", "g_before_s", "g_after_s")
 INTERIOR = 0.25  # a wall starting this far (track fraction) from both ends feels no edge
@@ -291,7 +291,7 @@ def fit_file(
 def fit_plot(fits: list[DWDeviceFit], path: Path, title: str = "") -> Path:
     """Every device's data scaled by its own fit, so that all fall on the model's curves: mean step
     vs overdrive, step variance vs overdrive, and mean step near an end vs the room left."""
-    from spinlearn.plots import _pyplot
+    from spinlearn.plots import _pyplot, _save
 
     plt = _pyplot()
     fig, (ax_mean, ax_var, ax_edge) = plt.subplots(1, 3, figsize=(12, 3.6))
@@ -318,16 +318,11 @@ def fit_plot(fits: list[DWDeviceFit], path: Path, title: str = "") -> Path:
     ax_edge.plot(r, np.minimum(r, 1), "k-", lw=1)
     ax_mean.set(xlabel="|I| / I_th", ylabel="mean step / (v0 t)", title="drift")
     ax_var.set(xlabel="|I| / I_th", ylabel="step variance / (2 D t)", title="diffusion")
-    ax_edge.set(
-        xlabel="room left / lambda", ylabel="step / free mean step", title="edge shrink", ylim=(-1, 3)
-    )
+    ax_edge.set(xlabel="room left / lambda", ylabel="step / free mean step", title="edge shrink (binned)")
     ax_mean.legend(fontsize=6)
-    if title:
-        fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    save_figure_atomic(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def report(result: DWFileFit) -> list[str]:
