@@ -13,8 +13,8 @@ track fractions :math:`u = x / L`, ``L`` the model's ``track_length_m``, which c
 cannot measure), per device:
 
 1. **Conductance range**: :math:`G_{min}` and :math:`G_{max}` are the smallest and largest
-   conductance read: walls reset to an end and pushed further show them (read noise widens them by
-   about three of its rms).
+   conductance read: walls reset to an end and pushed further show them. With read noise (step 3)
+   they are the medians of the reads near those extremes instead, and the fit is repeated.
 2. **Drift**: pulses whose wall starts in the middle half of the track, far from the ends, are
    grouped by amplitude and width; the groups' mean steps along the polarity are fitted by least
    squares (weighted by their standard errors) with :math:`\bar{u} = (v_0/L)\,t\,(|I|/I_{th}-1)_+`:
@@ -54,6 +54,7 @@ from spinlearn.io import write_text_atomic
 COLUMNS = ("device", "pulse_a", "pulse_s", "g_before_s", "g_after_s")
 INTERIOR = 0.25  # a wall starting this far (track fraction) from both ends feels no edge
 MIN_GROUP = 2  # pulses per amplitude and width for a variance
+END_CLUSTER = 4.0  # read-noise rms: the reads of walls at an end, around the conductance limit
 EDGE_BINS = np.linspace(0.0, 4.0, 17)  # room left / lambda, for the plot
 #: The fitted parameters, under the model's own names.
 FITTED = ("threshold_a", "velocity_m_per_s", "diffusion_m2_per_s", "g_min_s", "g_max_s", "edge_length_m")
@@ -134,6 +135,7 @@ def edge_mean(room: np.ndarray, mu: np.ndarray, sigma: np.ndarray, edge: float) 
     """Mean step (track fractions, along the polarity) of walls with ``room`` left before the end
     they are pushed towards: free step ``N(mu, sigma^2)``, shrunk by ``min(1, room/edge)`` and
     stopped at the end (see the module's docstring)."""
+    room = np.maximum(room, 0.0)  # read noise can put a wall at an end past it
     f = np.minimum(1.0, room / edge)
     k = np.maximum(room, edge)
     s = np.maximum(sigma, 1e-300)
@@ -144,13 +146,37 @@ def edge_mean(room: np.ndarray, mu: np.ndarray, sigma: np.ndarray, edge: float) 
 
 
 def fit_device(name: str, t: dict[str, np.ndarray], length_m: float, where: str) -> DWDeviceFit:
-    """Fit one device's rows ``t`` (columns of ``COLUMNS``); ``length_m``: the track length L."""
+    """Fit one device's rows ``t`` (columns of ``COLUMNS``); ``length_m``: the track length L.
+
+    With read noise the extremes of the reads overshoot the conductance limits, which would also
+    make walls at an end look short of it: the limits are then re-estimated as the medians of the
+    reads within ``END_CLUSTER`` read-noise rms of each extreme (walls pushed past an end sit there),
+    and the device fitted again."""
+    reads = np.concatenate([t["g_before_s"], t["g_after_s"]])
+    low, high = float(reads.min()), float(reads.max())
+    if not high > low:
+        raise DataError(f"{where}: the conductance never changes ({low:g} S): no pulse moved the wall")
+    fit = _fit_in_range(name, t, length_m, where, low, high)
+    noise = fit.quality["read_noise"]
+    if noise:
+        reach = END_CLUSTER * noise * (high - low)
+        low, high = (
+            float(np.median(reads[reads <= low + reach])),
+            float(np.median(reads[reads >= high - reach])),
+        )
+        fit = _fit_in_range(name, t, length_m, where, low, high, noise)
+    return fit
+
+
+def _fit_in_range(
+    name: str, t: dict[str, np.ndarray], length_m: float, where: str, g_min: float, g_max: float, noise=0.0
+) -> DWDeviceFit:
+    """The fit with the conductance limits given; ``noise``: the read noise's rms (track fractions),
+    within three of which of an end a wall cannot be told from one sitting at it (left out of the edge
+    fit)."""
     from scipy.optimize import minimize_scalar
 
     before, after = t["g_before_s"], t["g_after_s"]
-    g_min, g_max = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
-    if not g_max > g_min:
-        raise DataError(f"{where}: the conductance never changes ({g_min:g} S): no pulse moved the wall")
     span = g_max - g_min
     polarity = np.where(t["pulse_a"] < 0, -1.0, 1.0)
     amp, width = np.abs(t["pulse_a"]), t["pulse_s"]
@@ -175,7 +201,7 @@ def fit_device(name: str, t: dict[str, np.ndarray], length_m: float, where: str)
         warnings.append("no pulse below the threshold: threshold extrapolated, read noise not measured")
     fit = DWDeviceFit(name, length_m, {}, {}, warnings, g)
     # edge shrink from the pulses that start near the end they push towards
-    near = (room < INTERIOR) & (amp > thr)
+    near = (room < INTERIOR) & (amp > thr) & (room > 3 * noise)
     mu = rate * width * np.maximum(amp / thr - 1.0, 0.0)
     sigma = np.sqrt(2 * diffusion * width)
     edge, identified = DWParams().edge_length_m / length_m, False
@@ -186,8 +212,12 @@ def fit_device(name: str, t: dict[str, np.ndarray], length_m: float, where: str)
         def cost(log_edge: float) -> float:
             return float(np.sum((y - edge_mean(r, m, s, math.exp(log_edge))) ** 2))
 
-        best = minimize_scalar(cost, bounds=(math.log(1e-4), math.log(INTERIOR)), method="bounded")
-        edge = math.exp(best.x)
+        # the cost has local minima (pulses far above the threshold clamp at the end whatever
+        # lambda is): the best of a grid first, then refined between its neighbours
+        grid = np.linspace(math.log(1e-4), math.log(INTERIOR), 49)
+        k = int(np.argmin([cost(x) for x in grid]))
+        bounds = (grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)])
+        edge = math.exp(minimize_scalar(cost, bounds=bounds, method="bounded").x)
         # the edge is measured if some pulses started within it and it is not at a bound
         identified = bool(((room[informative] < edge).sum() >= 3) and 1.01e-4 < edge < 0.99 * INTERIOR)
         fit.edge = (r, m, y)
@@ -208,7 +238,12 @@ def fit_device(name: str, t: dict[str, np.ndarray], length_m: float, where: str)
         "groups_below_threshold": int(still.sum()),
         "rel_err_velocity": float(rel_err[0]),
         "rel_err_threshold": float(rel_err[1]),
-        "rel_err_diffusion": float(math.sqrt(2.0 / max(np.sum(dof), 1))),
+        # a sample variance's relative error is sqrt(2 / dof); the read noise's share adds to it
+        "rel_err_diffusion": float(
+            math.sqrt(2.0 / max(np.sum(dof), 1))
+            * np.sum(dof * g.var[moves])
+            / max(np.sum(dof * excess), 1e-300)
+        ),
         "read_noise": math.sqrt(read2) if still.any() else None,
         "edge_identified": identified,
     }
