@@ -174,8 +174,6 @@ def _fit_in_range(
     """The fit with the conductance limits given; ``noise``: the read noise's rms (track fractions),
     within three of which of an end a wall cannot be told from one sitting at it (left out of the edge
     fit)."""
-    from scipy.optimize import minimize_scalar
-
     before, after = t["g_before_s"], t["g_after_s"]
     span = g_max - g_min
     polarity = np.where(t["pulse_a"] < 0, -1.0, 1.0)
@@ -200,29 +198,18 @@ def _fit_in_range(
     if not still.any():
         warnings.append("no pulse below the threshold: threshold extrapolated, read noise not measured")
     fit = DWDeviceFit(name, length_m, {}, {}, warnings, g)
-    # edge shrink from the pulses that start near the end they push towards
-    near = (room < INTERIOR) & (amp > thr) & (room > 3 * noise)
     mu = rate * width * np.maximum(amp / thr - 1.0, 0.0)
-    sigma = np.sqrt(2 * diffusion * width)
-    edge, identified = DWParams().edge_length_m / length_m, False
-    informative = near & (room > 0)
-    if informative.sum() >= 5:
-        m, s, r, y = mu[near], sigma[near], room[near], step[near]
-
-        def cost(log_edge: float) -> float:
-            return float(np.sum((y - edge_mean(r, m, s, math.exp(log_edge))) ** 2))
-
-        # the cost has local minima (pulses far above the threshold clamp at the end whatever
-        # lambda is): the best of a grid first, then refined between its neighbours
-        grid = np.linspace(math.log(1e-4), math.log(INTERIOR), 49)
-        k = int(np.argmin([cost(x) for x in grid]))
-        bounds = (grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)])
-        edge = math.exp(minimize_scalar(cost, bounds=bounds, method="bounded").x)
-        # the edge is measured if some pulses started within it and it is not at a bound
-        identified = bool(((room[informative] < edge).sum() >= 3) and 1.01e-4 < edge < 0.99 * INTERIOR)
-        fit.edge = (r, m, y)
-    if not identified:
-        warnings.append("edge length not identified (too few pulses near the ends): model default kept")
+    near = (room < INTERIOR) & (amp > thr) & (room > 3 * noise)
+    edge = _edge_fit(room[near], mu[near], np.sqrt(2 * diffusion * width[near]), step[near])
+    identified = edge is not None
+    if identified:
+        fit.edge = (room[near], mu[near], step[near])
+    else:
+        edge = DWParams().edge_length_m / length_m
+        warnings.append(
+            "edge length not identified (too few pulses near the ends, or a fit at a bound): "
+            "model default kept"
+        )
     fit.params = {
         "threshold_a": thr,
         "velocity_m_per_s": rate * length_m,
@@ -248,6 +235,29 @@ def _fit_in_range(
         "edge_identified": identified,
     }
     return fit
+
+
+def _edge_fit(room: np.ndarray, mu: np.ndarray, sigma: np.ndarray, step: np.ndarray) -> float | None:
+    """Least-squares edge length (track fractions) from pulses that start ``room`` before the end
+    they push towards, free steps ``N(mu, sigma^2)``, observed ``step``; None if not identified:
+    fewer than five pulses, fewer than three that started within it, or a fit at a bound."""
+    from scipy.optimize import minimize_scalar
+
+    if (room > 0).sum() < 5:
+        return None
+
+    def cost(log_edge: float) -> float:
+        return float(np.sum((step - edge_mean(room, mu, sigma, math.exp(log_edge))) ** 2))
+
+    # the cost has local minima (pulses far above the threshold clamp at the end whatever the edge
+    # is): the best of a grid first, then refined between its neighbours
+    lo, hi = math.log(1e-4), math.log(INTERIOR)
+    grid = np.linspace(lo, hi, 49)
+    k = int(np.argmin([cost(x) for x in grid]))
+    bounds = (grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)])
+    edge = math.exp(minimize_scalar(cost, bounds=bounds, method="bounded").x)
+    inside = ((room > 0) & (room < edge)).sum()
+    return edge if inside >= 3 and math.exp(lo) * 1.01 < edge < 0.99 * INTERIOR else None
 
 
 def _variability(fits: list[DWDeviceFit], median: dict[str, float]) -> float | None:
