@@ -95,6 +95,9 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
     return value
 
 
+V = typing.TypeVar("V")
+
+
 class Validated:
     """Mixin for dataclasses whose fields were declared with :func:`param`: validates on creation."""
 
@@ -108,6 +111,12 @@ class Validated:
     @classmethod
     def field_docs(cls) -> dict[str, str]:
         return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
+
+    def as_base(self, base: type[V]) -> V:
+        """This section as an instance of ``base``, a parent class (the fields it does not have dropped):
+        a device config section without its run settings, say."""
+        names = {f.name for f in dataclasses.fields(base)}
+        return base(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in names})
 
 
 def check_bounds(f: dataclasses.Field, value: Any) -> None:

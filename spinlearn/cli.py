@@ -110,6 +110,27 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu", help="cpu or cuda")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    fit = sub.add_parser(
+        "fit", help="fit a device model to your measurements; a profile for --set device.profile="
+    )
+    fit_sub = fit.add_subparsers(dest="fit_command", required=True, parser_class=_Parser)
+    for kind, help_text, columns in (
+        ("mtj", "MTJ I-V sweeps -> device profile", "device, current_a, voltage_v, optional repeat"),
+        (
+            "dw",
+            "domain-wall pulse responses -> DW profile",
+            "device, pulse_a, pulse_s, g_before_s, g_after_s",
+        ),
+    ):
+        one = fit_sub.add_parser(kind, help=help_text)
+        one.add_argument("file", metavar="FILE.csv", help=f"CSV file with a header: {columns}")
+        one.add_argument("--out", help="profile to write (default: FILE with .yaml)")
+        one.add_argument("--plot", nargs="?", help="plot of data vs fit (default: OUT with .png)")
+        one.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit_sub.choices["dw"].add_argument(
+        "--track-length-m", type=float, help="track length L (m) that turns track fractions into metres"
+    )
+
     energy = sub.add_parser("energy", help="a run's energy: device training vs digital baseline")
     energy.add_argument("run_dir", help="a run's output directory (holding summary.json)")
 
@@ -384,10 +405,44 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_fit(args) -> int:
+    from pathlib import Path
+
+    from spinlearn.runner import progress_bar
+
+    out = Path(args.out or Path(args.file).with_suffix(".yaml"))
+    if out.resolve() == Path(args.file).resolve():
+        raise UserInputError(f"--out {out} would overwrite the data file")
+    plot = Path(args.plot or out.with_suffix(".png"))
+    with contextlib.ExitStack() as stack:
+
+        def progress(n: int):
+            return stack.enter_context(progress_bar(f"fit {args.fit_command} (devices)", n, args.quiet))
+
+        try:
+            if args.fit_command == "mtj":
+                from spinlearn.hardware import fit_mtj as fitter
+
+                result = fitter.fit_file(args.file, out, plot=plot, progress=progress)
+            else:
+                from spinlearn.hardware import fit_dw as fitter
+
+                length = args.track_length_m
+                if length is not None and not 0 < length <= 1:
+                    raise UserInputError(f"--track-length-m must be > 0 and <= 1, got {length:g}")
+                result = fitter.fit_file(args.file, out, plot=plot, track_length_m=length, progress=progress)
+        except OSError as exc:
+            raise UserInputError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
+    print("\n".join(fitter.report(result)))
+    print(f"wrote {out} and {plot}")
+    return 0
+
+
 COMMANDS = {
     "list": cmd_list,
     "instrument": cmd_instrument,
     "calibrate": cmd_calibrate,
+    "fit": cmd_fit,
     "show": cmd_show,
     "run": cmd_run,
     "energy": cmd_energy,

@@ -44,9 +44,7 @@ class DeviceConfig(MTJParams):
 
     def mtj(self) -> MTJ:
         """The device kind these settings describe."""
-        names = {f.name for f in dataclasses.fields(MTJParams)}
-        params = MTJParams(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
-        return MTJ(params, self.variability)
+        return MTJ(self.as_base(MTJParams), self.variability)
 
 
 @dataclass(frozen=True)

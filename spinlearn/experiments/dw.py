@@ -43,7 +43,6 @@ from torch import nn
 
 from spinlearn import data, plots
 from spinlearn.checkpoint import Snapshot
-from spinlearn.devices.domain_wall import DomainWall
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import ConfigError, DataError, TrainingDiverged
 from spinlearn.experiments import mnist
@@ -114,7 +113,7 @@ def _variant_model(cfg: DWConfig, ctx: RunContext, shape, dw: bool, classes: int
     if not dw:
         return build_model(cfg, shape, Layers(None, init), classes, activation).to(ctx.device)
     devices = torch.Generator(ctx.device).manual_seed(ctx.seed + 7)  # the same chip for every variant
-    layers = Layers(DomainWall(cfg.device), init, devices, cfg.model.weight_range)
+    layers = Layers(cfg.device.domain_wall(), init, devices, cfg.model.weight_range)
     return build_model(cfg, shape, layers, classes, activation).to(ctx.device)
 
 

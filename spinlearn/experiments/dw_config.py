@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from spinlearn import _user_data
 from spinlearn._fields import Validated, param
 from spinlearn.config import DataConfig, batch_size_param, epochs_param, lr_decay_param, lr_final_param
-from spinlearn.devices.domain_wall import DWParams
+from spinlearn.devices.domain_wall import DomainWall, DWParams
 from spinlearn.energy import EnergyConfig
 from spinlearn.experiments.common import DeviceConfig
+from spinlearn.hardware.dw_profile import domain_wall
 from spinlearn.learning.afd import AFDConfig
 from spinlearn.learning.posterior import PosteriorSamples
 from spinlearn.learning.sgld import SGLDConfig
@@ -78,6 +79,22 @@ class SweepConfig(Validated):
     bits: tuple[int, ...] = param((), "update precisions to sweep (dw-bits-sweep)", ge=2, le=16)
 
 
+@dataclass(frozen=True)
+class DWDeviceConfig(DWParams):
+    """The domain-wall synapses: the model's parameters, or a profile of measured devices."""
+
+    profile: str | None = param(
+        None,
+        "domain-wall profile YAML from `spinlearn fit dw`: its median device replaces the parameters "
+        "it holds (threshold, velocity, diffusion, conductance range, edge, spread, read noise)",
+    )
+
+    def domain_wall(self) -> DomainWall:
+        """The kind of synapse these settings describe (the profile's, when one is named)."""
+        params = self.as_base(DWParams)
+        return domain_wall(self.profile, params) if self.profile else DomainWall(params)
+
+
 #: A cold posterior (T < 1), as is customary for SGLD on neural networks (Wenzel et al. 2020): at T = 1
 #: the MLP stays ~1 pp below SGD on MNIST (0.965 after 6 epochs, float and DW alike).
 COLD = 0.1
@@ -85,7 +102,7 @@ COLD = 0.1
 
 @dataclass(frozen=True)
 class DWConfig:
-    device: DWParams = dataclasses.field(default_factory=DWParams)
+    device: DWDeviceConfig = dataclasses.field(default_factory=DWDeviceConfig)
     sgld: SGLDConfig = dataclasses.field(default_factory=lambda: SGLDConfig(temperature=COLD))
     data: DWData = dataclasses.field(default_factory=DWData)
     train: DWTrainConfig = dataclasses.field(default_factory=DWTrainConfig)

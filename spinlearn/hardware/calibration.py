@@ -15,9 +15,10 @@ r"""Calibration: an I-V sweep of every device through the instrument, and a fit 
    tell it apart from infinity, and the fitted value then only means "larger than the sweep").
 3. **Read noise** is the rms spread of the repeats (model-free), per device.
 4. **Profile.** The input profile with a ``fit`` and a ``fit_quality`` per device, the medians as
-   ``nominal`` and the sweep's record as ``calibration``; with ``--set device.profile=FILE`` the
-   simulated backend uses these fitted devices (the sim-to-real loop), and ``--backend visa`` the
-   fits' predicted voltages as an extra safety check.
+   ``nominal`` and the sweep's record as ``calibration``; the measured sweep itself goes beside it
+   as an I-V table (``PROFILE.sweep.csv``, :mod:`.iv_table`), which ``spinlearn fit mtj`` refits.
+   With ``--set device.profile=FILE`` the simulated backend uses these fitted devices (the
+   sim-to-real loop), and ``--backend visa`` the fits' predicted voltages as an extra safety check.
 """
 
 from __future__ import annotations
@@ -38,25 +39,14 @@ from spinlearn.devices import mtj
 from spinlearn.devices.mtj import MTJParams
 from spinlearn.errors import ConfigError
 from spinlearn.hardware.bench import Bench
+from spinlearn.hardware.iv_table import MIN_FIT_POINTS, Sweep, write_sweep
 from spinlearn.hardware.profile import DeviceProfile
 from spinlearn.hardware.sourcemeter import SourceMeter
 from spinlearn.io import save_figure_atomic, write_text_atomic
 
 V_HALF_IDENTIFIED = 0.25  # relative standard error of V_h below which it counts as measured
-MIN_FIT_POINTS = 8
 PLOT_PAIRS = 4
 GRID_STRETCH = 2.5  # sinh spacing: the grid step at zero is ~ 2.5 / sinh(2.5) = 0.41 x the uniform one
-
-
-@dataclass
-class Sweep:
-    """An I-V sweep of every device: arrays of shape ``(devices, points)``."""
-
-    current_a: np.ndarray
-    mean_v: np.ndarray
-    std_v: np.ndarray  # sample standard deviation over the repeats (0 for one repeat)
-    clamped: np.ndarray  # a repeat of this point was in compliance
-    repeats: int
 
 
 @dataclass
@@ -158,20 +148,25 @@ def fit_device(i: np.ndarray, v: np.ndarray, scale: float) -> tuple[MTJParams, d
     return _unpack(result.x, scale), quality
 
 
-def fit_sweep(sweep: Sweep) -> list[DeviceFit]:
-    """One fit per device of ``sweep``; its read noise from the spread of the repeats."""
+def fit_sweep(sweep: Sweep, progress: Callable[[], None] = lambda: None) -> list[DeviceFit]:
+    """One fit per device of ``sweep``; its read noise from the spread of the repeats.
+
+    ``progress`` is called after each device."""
     fits = []
     for d in range(sweep.current_a.shape[0]):
-        ok = ~sweep.clamped[d]
+        ok = sweep.usable(d)
         i, v = sweep.current_a[d, ok], sweep.mean_v[d, ok]
-        params, quality = fit_device(i, v, float(np.abs(sweep.current_a[d]).max()))
-        if sweep.repeats > 1:
-            noise = float(np.sqrt(np.mean(sweep.std_v[d, ok] ** 2)))
+        params, quality = fit_device(i, v, float(np.nanmax(np.abs(sweep.current_a[d]))))
+        spread = sweep.std_v[d, ok]
+        spread = spread[np.isfinite(spread)]
+        if sweep.repeats > 1 and spread.size:
+            noise = float(np.sqrt(np.mean(spread**2)))
         else:
             noise = quality["rms_residual_v"]
         quality["read_noise_v"] = noise
-        quality["points_in_compliance"] = int((~ok).sum())
+        quality["points_in_compliance"] = int((sweep.clamped[d] & np.isfinite(sweep.current_a[d])).sum())
         fits.append(DeviceFit(dataclasses.replace(params, read_noise_v=min(noise, 1.0)), quality))
+        progress()
     return fits
 
 
@@ -185,8 +180,12 @@ def nominal_of(fits: list[DeviceFit]) -> MTJParams:
     return MTJParams(**values)
 
 
-def iv_plot(sweep: Sweep, fits: list[DeviceFit], path: Path, title: str = "") -> Path:
-    """Measured I-V points with their fits (first pairs), and the residuals of every device."""
+def iv_plot(
+    sweep: Sweep, fits: list[DeviceFit], path: Path, title: str = "", names: list[str] | None = None
+) -> Path:
+    """Measured I-V points with their fits (first pairs), and the residuals of every device.
+
+    ``names`` label the devices (default: pair and role)."""
     from spinlearn.plots import _pyplot
 
     plt = _pyplot()
@@ -195,22 +194,20 @@ def iv_plot(sweep: Sweep, fits: list[DeviceFit], path: Path, title: str = "") ->
     for d in range(min(2 * PLOT_PAIRS, len(fits))):
         color = colors[(d // 2) % len(colors)]
         i = sweep.current_a[d]
-        dense = torch.linspace(float(i.min()), float(i.max()), 200, dtype=torch.float64)
+        dense = torch.linspace(float(np.nanmin(i)), float(np.nanmax(i)), 200, dtype=torch.float64)
         p = fits[d].params
         pop = mtj.nominal_population(p, 1, dtype=torch.float64)
         model = mtj.voltage(dense[:, None], pop)[:, 0].numpy()
-        role = "twin" if d % 2 else "neuron"
-        ok = ~sweep.clamped[d]
+        label = names[d] if names else f"pair {d // 2} {'twin' if d % 2 else 'neuron'}"
+        ok = sweep.usable(d)
         ax_iv.plot(i[ok] * 1e3, sweep.mean_v[d, ok], "o" if d % 2 == 0 else "x", ms=3, color=color)
-        ax_iv.plot(
-            dense * 1e3, model, "-" if d % 2 == 0 else "--", lw=1, color=color, label=f"pair {d // 2} {role}"
-        )
+        ax_iv.plot(dense * 1e3, model, "-" if d % 2 == 0 else "--", lw=1, color=color, label=label)
     ax_iv.set_xlabel("current (mA)")
     ax_iv.set_ylabel("voltage (V)")
     ax_iv.set_title("I-V: points measured, lines fitted")
     ax_iv.legend(fontsize=6, ncol=2)
     for d, fit in enumerate(fits):
-        ok = ~sweep.clamped[d]
+        ok = sweep.usable(d)
         pop = mtj.nominal_population(fit.params, 1, dtype=torch.float64)
         i = torch.from_numpy(sweep.current_a[d, ok])[:, None]
         res = sweep.mean_v[d, ok] - mtj.voltage(i, pop)[:, 0].numpy()
@@ -226,6 +223,12 @@ def iv_plot(sweep: Sweep, fits: list[DeviceFit], path: Path, title: str = "") ->
     save_figure_atomic(fig, path)
     plt.close(fig)
     return path
+
+
+def sweep_path(profile_path: Path) -> Path:
+    """Where ``calibrate`` keeps the measured sweep of the profile ``profile_path``: beside it, as an
+    I-V table (:mod:`.iv_table`) that ``spinlearn fit mtj`` fits again."""
+    return profile_path.with_suffix(".sweep.csv")
 
 
 def calibrate(
@@ -271,8 +274,11 @@ def calibrate(
         "limits_from": limits.source,
         "spinlearn_version": __version__,
     }
-    profile = base.with_fits([f.params for f in fits], [f.quality for f in fits], nominal, record)
     out = Path(out)
+    table = sweep_path(out)
+    record["sweep_table"] = table.name
+    profile = base.with_fits([f.params for f in fits], [f.quality for f in fits], nominal, record)
+    write_sweep(table, [f"ch{e.channel}" for e in base.devices], sweep)
     write_text_atomic(out, profile.to_yaml())
     if plot is not None:
         iv_plot(sweep, fits, Path(plot), f"{meter.identity} ({resource})")
