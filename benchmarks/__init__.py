@@ -41,3 +41,17 @@ def alternating(
 
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def step_medians(variants: dict[str, tuple], sizes: list[int], batch: int, steps: int, rounds: int) -> dict:
+    """Median seconds per training step of each ``(model, optimizer)`` variant, rounds of ``steps``
+    steps alternating between them, on the same synthetic minibatches (``sizes[0]`` features,
+    ``sizes[-1]`` classes: the cost does not depend on the values)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch * steps, sizes[0], generator=gen)
+    y = torch.randint(0, sizes[-1], (len(x),), generator=gen)
+
+    def step_seconds(kind: str, _: int) -> float:
+        return train_seconds(*variants[kind], x, y, batch) / steps
+
+    return medians(alternating(variants, step_seconds, rounds))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmarks import alternating, medians, train_seconds
+from benchmarks import step_medians
+from benchmarks.dw_sgld_vs_sgd import BATCH, STEPS_PER_ROUND  # the same step as the DW benchmark's
 from spinlearn.devices.domain_wall import DomainWall
 from spinlearn.hardware import SimulatedBackend
 from spinlearn.learning.afd import AFDConfig
@@ -22,9 +23,7 @@ from spinlearn.nn.dw import Layers
 from spinlearn.nn.resnet import mlp
 
 SIZES = [784, 256, 10]
-BATCH = 128
-STEPS_PER_ROUND = 40
-DATA_SIZE = 60_000
+DATA_SIZE = 60_000  # MNIST's training set: the Langevin variance 2 lr T / N
 
 
 def _variant(kind: str):
@@ -40,15 +39,8 @@ def _variant(kind: str):
 
 
 def run(rounds: int = 7) -> dict:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(BATCH * STEPS_PER_ROUND, SIZES[0], generator=gen)
-    y = torch.randint(0, SIZES[-1], (len(x),), generator=gen)
     variants = {kind: _variant(kind) for kind in ("chip", "float")}
-
-    def step_seconds(kind: str, _: int) -> float:
-        return train_seconds(*variants[kind], x, y, BATCH) / STEPS_PER_ROUND
-
-    step = medians(alternating(variants, step_seconds, rounds))
+    step = step_medians(variants, SIZES, BATCH, STEPS_PER_ROUND, rounds)
     return {
         "benchmark": "chip_vs_torch",
         "ratio": step["chip"] / step["float"],

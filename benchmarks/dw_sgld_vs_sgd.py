@@ -15,7 +15,7 @@ import itertools
 
 import torch
 
-from benchmarks import alternating, medians, train_seconds
+from benchmarks import step_medians
 from spinlearn.devices.domain_wall import DomainWall
 from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig
 from spinlearn.nn.dw import Layers
@@ -41,15 +41,8 @@ def _variant(kind: str):
 
 
 def run(rounds: int = 7) -> dict:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(BATCH * STEPS_PER_ROUND, SIZES[0], generator=gen)
-    y = torch.randint(0, SIZES[-1], (len(x),), generator=gen)
     variants = {kind: _variant(kind) for kind in ("dw_sgld", "sgd", "float_sgld")}
-
-    def step_seconds(kind: str, _: int) -> float:
-        return train_seconds(*variants[kind], x, y, BATCH) / STEPS_PER_ROUND
-
-    step = medians(alternating(variants, step_seconds, rounds))
+    step = step_medians(variants, SIZES, BATCH, STEPS_PER_ROUND, rounds)
     return {
         "benchmark": "dw_sgld_vs_sgd",
         "ratio": step["dw_sgld"] / step["sgd"],

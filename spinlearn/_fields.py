@@ -27,19 +27,36 @@ def param(
     choices: tuple | None = None,
     min_len: int | None = None,
     default_factory: Any = dataclasses.MISSING,
-    affects: str | None = None,
 ) -> Any:
-    """A dataclass field with documentation and bounds (``gt``/``ge``/``le``/``lt``, ``choices``).
-
-    ``affects`` (device parameters) says what changing the value changes: ``accuracy`` (what the
-    network learns), ``energy`` (the joules booked), ``scale`` (only the units of the signals, which
-    the layers normalise away); it ends the doc as ``[affects: ...]``."""
-    if affects:
-        doc = f"{doc} [affects: {affects}]"
+    """A dataclass field with documentation and bounds (``gt``/``ge``/``le``/``lt``, ``choices``)."""
     meta = {"doc": doc, "gt": gt, "ge": ge, "le": le, "lt": lt, "choices": choices, "min_len": min_len}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+EFFECTS = ("accuracy", "energy", "scale")
+
+
+def affects(**groups: tuple[str, ...]) -> Any:
+    """Class decorator for device parameters: which fields change ``accuracy`` (what the network
+    learns), ``energy`` (the joules booked) and ``scale`` (only the units of the signals, which the
+    layers normalise away). Each field's doc then ends with ``[affects: ...]``; every field must be
+    named at least once, so that a new parameter says what it does."""
+    unknown = set(groups) - set(EFFECTS)
+    if unknown:
+        raise TypeError(f"unknown effects {sorted(unknown)} (known: {', '.join(EFFECTS)})")
+
+    def decorate(cls: type) -> type:
+        for f in dataclasses.fields(cls):
+            named = [effect for effect in EFFECTS if f.name in groups.get(effect, ())]
+            if not named:
+                raise TypeError(f"{cls.__name__}.{f.name}: say what it affects (accuracy, energy, scale)")
+            doc = f"{f.metadata.get('doc', '')} [affects: {', '.join(named)}]"
+            f.metadata = types.MappingProxyType({**f.metadata, "doc": doc})
+        return cls
+
+    return decorate
 
 
 def _range_text(meta: dict) -> str:

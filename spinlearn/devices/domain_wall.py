@@ -48,57 +48,58 @@ from typing import NamedTuple
 
 import torch
 
-from spinlearn._fields import Validated, param
+from spinlearn._fields import Validated, affects, param
 from spinlearn.errors import ConfigError
 
 MIN_FACTOR = 0.05  # variability floor: a device's mobility and diffusion stay positive
 
 
+@affects(
+    accuracy=(
+        "track_length_m",
+        "response",
+        "saturation",
+        "velocity_m_per_s",
+        "diffusion_m2_per_s",
+        "edge_length_m",
+        "variability",
+        "read_noise",
+    ),
+    energy=(
+        "g_min_s",
+        "g_max_s",
+        "threshold_a",
+        "track_resistance_ohm",
+    ),
+    scale=(
+        "g_min_s",
+        "g_max_s",
+        "threshold_a",
+    ),
+)
 @dataclass(frozen=True)
 class DWParams(Validated):
     """Nominal parameters of a domain-wall synapse (SI units). Defaults are [I] estimates."""
 
-    track_length_m: float = param(1e-6, "length L of the wall's track (m)", gt=0, le=1, affects="accuracy")
-    g_min_s: float = param(
-        50e-6, "conductance G_min with the wall at x = 0 (S)", gt=0, le=1, affects="scale, energy"
-    )
-    g_max_s: float = param(
-        100e-6, "conductance G_max with the wall at x = L (S)", gt=0, le=1, affects="scale, energy"
-    )
-    response: str = param(
-        "linear", "G(x): linear or saturating (tanh)", choices=("linear", "saturating"), affects="accuracy"
-    )
-    saturation: float = param(
-        2.0, "sharpness s of the saturating response tanh(s x/L)/tanh(s)", gt=0, le=100, affects="accuracy"
-    )
+    track_length_m: float = param(1e-6, "length L of the wall's track (m)", gt=0, le=1)
+    g_min_s: float = param(50e-6, "conductance G_min with the wall at x = 0 (S)", gt=0, le=1)
+    g_max_s: float = param(100e-6, "conductance G_max with the wall at x = L (S)", gt=0, le=1)
+    response: str = param("linear", "G(x): linear or saturating (tanh)", choices=("linear", "saturating"))
+    saturation: float = param(2.0, "sharpness s of the saturating response tanh(s x/L)/tanh(s)", gt=0, le=100)
     threshold_a: float = param(
-        1e-3,
-        "depinning current I_th below which the wall does not move (A)",
-        gt=0,
-        le=10,
-        affects="scale, energy",
+        1e-3, "depinning current I_th below which the wall does not move (A)", gt=0, le=10
     )
-    velocity_m_per_s: float = param(
-        1.0, "wall velocity v0 per unit overdrive I/I_th - 1 (m/s)", gt=0, le=1e4, affects="accuracy"
-    )
+    velocity_m_per_s: float = param(1.0, "wall velocity v0 per unit overdrive I/I_th - 1 (m/s)", gt=0, le=1e4)
     diffusion_m2_per_s: float = param(
-        2e-9,
-        "diffusion constant D of the driven wall in the pinning landscape (m^2/s)",
-        gt=0,
-        le=1,
-        affects="accuracy",
+        2e-9, "diffusion constant D of the driven wall in the pinning landscape (m^2/s)", gt=0, le=1
     )
     edge_length_m: float = param(
-        20e-9, "length lambda over which steps shrink near a track end (m)", gt=0, le=1, affects="accuracy"
+        20e-9, "length lambda over which steps shrink near a track end (m)", gt=0, le=1
     )
-    variability: float = param(
-        0.1, "relative device-to-device spread of v0 and D", ge=0, le=1, affects="accuracy"
-    )
-    read_noise: float = param(
-        0.0, "rms conductance read noise, as a fraction of G_max - G_min", ge=0, le=1, affects="accuracy"
-    )
+    variability: float = param(0.1, "relative device-to-device spread of v0 and D", ge=0, le=1)
+    read_noise: float = param(0.0, "rms conductance read noise, as a fraction of G_max - G_min", ge=0, le=1)
     track_resistance_ohm: float = param(
-        500.0, "resistance of the track to the pulse current (ohm)", gt=0, le=1e9, affects="energy"
+        500.0, "resistance of the track to the pulse current (ohm)", gt=0, le=1e9
     )
 
     def __post_init__(self) -> None:

@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 import torch
 
-from spinlearn._fields import Validated, param
+from spinlearn._fields import Validated, affects, param
 from spinlearn.devices import population
 from spinlearn.errors import ConfigError
 
@@ -59,40 +59,37 @@ NEWTON_STEPS_FLOAT32 = 4  # residual 3e-11 V up to |I| = 20 I_s, below float32 r
 MIN_FACTOR = 0.05
 
 
+@affects(
+    accuracy=(
+        "v_half_v",
+        "i0_a",
+        "read_noise_v",
+    ),
+    energy=(
+        "r_p_ohm",
+        "tmr0",
+        "v_half_v",
+        "i0_a",
+        "is_a",
+    ),
+    scale=(
+        "r_p_ohm",
+        "tmr0",
+        "is_a",
+    ),
+)
 @dataclass(frozen=True)
 class MTJParams(Validated):
     """Nominal parameters of one MTJ neuron (SI units)."""
 
-    r_p_ohm: float = param(
-        1000.0, "parallel-state resistance R_P (ohm)", ge=1, le=1e9, affects="scale, energy"
-    )
-    tmr0: float = param(
-        1.2, "zero-bias TMR ratio (R_AP - R_P) / R_P (1.2 = 120 %)", gt=0, le=10, affects="scale, energy"
-    )
+    r_p_ohm: float = param(1000.0, "parallel-state resistance R_P (ohm)", ge=1, le=1e9)
+    tmr0: float = param(1.2, "zero-bias TMR ratio (R_AP - R_P) / R_P (1.2 = 120 %)", gt=0, le=10)
     v_half_v: float = param(
-        0.5,
-        "bias voltage V_h at which the TMR has halved (V); huge: no bias dependence",
-        ge=1e-3,
-        le=1e9,
-        affects="accuracy (weakly), energy",
+        0.5, "bias voltage V_h at which the TMR has halved (V); huge: no bias dependence", ge=1e-3, le=1e9
     )
-    i0_a: float = param(
-        0.0,
-        "centre I_0 of the free-layer response m(I) (A); tunable",
-        ge=-1,
-        le=1,
-        affects="accuracy, energy",
-    )
-    is_a: float = param(
-        100e-6,
-        "width I_s of the free-layer response m(I) (A); tunable",
-        ge=1e-9,
-        le=1,
-        affects="scale, energy",
-    )
-    read_noise_v: float = param(
-        1e-4, "rms Gaussian noise of one voltage read (V)", ge=0, le=1, affects="accuracy"
-    )
+    i0_a: float = param(0.0, "centre I_0 of the free-layer response m(I) (A); tunable", ge=-1, le=1)
+    is_a: float = param(100e-6, "width I_s of the free-layer response m(I) (A); tunable", ge=1e-9, le=1)
+    read_noise_v: float = param(1e-4, "rms Gaussian noise of one voltage read (V)", ge=0, le=1)
 
     @property
     def r_ap_ohm(self) -> float:

@@ -84,7 +84,7 @@ from typing import NamedTuple
 
 import torch
 
-from spinlearn._fields import Validated, param
+from spinlearn._fields import Validated, affects, param
 from spinlearn.devices import population
 
 MIN_FACTOR = 0.05  # a variability draw below this would be a different device, not a spread one
@@ -93,6 +93,31 @@ OUTPUTS = ("state", "voltage")
 Tensorish = torch.Tensor | float
 
 
+@affects(
+    accuracy=(
+        "tau0_s",
+        "delta",
+        "ic_a",
+        "hk_a_per_m",
+        "field_exponent",
+        "temperature_k",
+        "alpha_k_per_w",
+        "i_read_a",
+        "read_noise_v",
+        "dt_s",
+        "delta_variability",
+        "ic_variability",
+    ),
+    energy=(
+        "r_p_ohm",
+        "tmr0",
+        "i_read_a",
+    ),
+    scale=(
+        "r_p_ohm",
+        "tmr0",
+    ),
+)
 @dataclass(frozen=True)
 class SMTJParams(Validated):
     """Nominal parameters of one superparamagnetic MTJ (SI units; barrier in k_B T).
@@ -103,68 +128,33 @@ class SMTJParams(Validated):
     near the 0.0809 of their telegraph statistics [C].
     """
 
-    tau0_s: float = param(1e-9, "attempt time tau_0 (s)", ge=1e-13, le=1e-6, affects="accuracy")
+    tau0_s: float = param(1e-9, "attempt time tau_0 (s)", ge=1e-13, le=1e-6)
     delta: float = param(
         11.0,
         "energy barrier Delta in units of k_B T at the bath temperature; superparamagnet: ~5-20",
         gt=0,
         le=100,
-        affects="accuracy",
     )
-    ic_a: float = param(
-        100e-6,
-        "critical current I_c: the barrier vanishes at |I| = I_c (A)",
-        ge=1e-9,
-        le=1,
-        affects="accuracy",
-    )
-    hk_a_per_m: float = param(
-        8e3, "anisotropy field H_k in A/m (8e3 A/m is mu0 H_k ~ 10 mT)", ge=1, le=1e8, affects="accuracy"
-    )
-    field_exponent: float = param(
-        2.0, "exponent n of the field factor (1 +- H/H_k)^n", ge=1, le=4, affects="accuracy"
-    )
-    temperature_k: float = param(300.0, "bath temperature T (K)", gt=0, le=1000, affects="accuracy")
+    ic_a: float = param(100e-6, "critical current I_c: the barrier vanishes at |I| = I_c (A)", ge=1e-9, le=1)
+    hk_a_per_m: float = param(8e3, "anisotropy field H_k in A/m (8e3 A/m is mu0 H_k ~ 10 mT)", ge=1, le=1e8)
+    field_exponent: float = param(2.0, "exponent n of the field factor (1 +- H/H_k)^n", ge=1, le=4)
+    temperature_k: float = param(300.0, "bath temperature T (K)", gt=0, le=1000)
     alpha_k_per_w: float = param(
-        5e5,
-        "Joule heating coefficient alpha: T_eff = T + alpha I^2 R (K/W); 0: no heating",
-        ge=0,
-        le=1e10,
-        affects="accuracy",
+        5e5, "Joule heating coefficient alpha: T_eff = T + alpha I^2 R (K/W); 0: no heating", ge=0, le=1e10
     )
-    r_p_ohm: float = param(
-        5300.0, "parallel-state resistance R_P (ohm)", ge=1, le=1e9, affects="scale, energy"
-    )
+    r_p_ohm: float = param(5300.0, "parallel-state resistance R_P (ohm)", ge=1, le=1e9)
     tmr0: float = param(
-        1.2,
-        "TMR ratio (R_AP - R_P) / R_P (1.2 = 120 %; the authors' device: > 1)",
-        gt=0,
-        le=10,
-        affects="scale, energy",
+        1.2, "TMR ratio (R_AP - R_P) / R_P (1.2 = 120 %; the authors' device: > 1)", gt=0, le=10
     )
     i_read_a: float = param(
-        1e-6,
-        "read (bias) current through the junction when no drive current is given (A)",
-        ge=-1,
-        le=1,
-        affects="accuracy, energy",
+        1e-6, "read (bias) current through the junction when no drive current is given (A)", ge=-1, le=1
     )
-    read_noise_v: float = param(
-        1e-4, "rms Gaussian noise of one voltage read (V)", ge=0, le=1, affects="accuracy"
-    )
+    read_noise_v: float = param(1e-4, "rms Gaussian noise of one voltage read (V)", ge=0, le=1)
     dt_s: float = param(
-        5e-6,
-        "time step = sampling interval (s); the authors' traces: 5 us",
-        ge=1e-15,
-        le=1e3,
-        affects="accuracy",
+        5e-6, "time step = sampling interval (s); the authors' traces: 5 us", ge=1e-15, le=1e3
     )
-    delta_variability: float = param(
-        0.05, "device-to-device relative spread of Delta", ge=0, le=1, affects="accuracy"
-    )
-    ic_variability: float = param(
-        0.05, "device-to-device relative spread of I_c", ge=0, le=1, affects="accuracy"
-    )
+    delta_variability: float = param(0.05, "device-to-device relative spread of Delta", ge=0, le=1)
+    ic_variability: float = param(0.05, "device-to-device relative spread of I_c", ge=0, le=1)
 
     @property
     def r_ap_ohm(self) -> float:

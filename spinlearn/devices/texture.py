@@ -83,63 +83,63 @@ from dataclasses import dataclass
 
 import torch
 
-from spinlearn._fields import Validated, param
+from spinlearn._fields import Validated, affects, param
 from spinlearn.errors import ConfigError
 
 MIN_COUPLING = 0.1  # an electrode with a worse contact than this would have been rejected in fab
 
 
+@affects(
+    accuracy=(
+        "v0_v",
+        "v_depin_v",
+        "mobility_per_v2_s",
+        "pulse_s",
+        "hebbian_gain",
+        "variability",
+        "initial_spread",
+        "write_noise",
+        "read_noise",
+    ),
+    energy=(
+        "g0_s",
+        "amr_ratio",
+        "v0_v",
+        "v_read_v",
+        "pulse_s",
+        "t_read_s",
+    ),
+    scale=(
+        "g0_s",
+        "amr_ratio",
+    ),
+)
 @dataclass(frozen=True)
 class TextureParams(Validated):
     """Nominal parameters of a magnetic-texture film with electrodes (SI units)."""
 
-    g0_s: float = param(
-        1e-3, "mean link conductance G0 between two electrodes (S)", gt=0, le=1, affects="scale, energy"
-    )
-    amr_ratio: float = param(
-        0.02, "AMR ratio: a link's conductance spans G0 (1 +- amr/2)", gt=0, lt=1, affects="scale, energy"
-    )
-    v0_v: float = param(
-        0.5, "node voltage amplitude V0 of a training pattern (V)", gt=0, le=10, affects="accuracy, energy"
-    )
-    v_depin_v: float = param(
-        0.1, "depinning voltage: below it the texture does not move (V)", gt=0, le=10, affects="accuracy"
-    )
-    v_read_v: float = param(
-        0.02, "voltage of a conductance read (V); must stay below depinning", gt=0, le=10, affects="energy"
-    )
+    g0_s: float = param(1e-3, "mean link conductance G0 between two electrodes (S)", gt=0, le=1)
+    amr_ratio: float = param(0.02, "AMR ratio: a link's conductance spans G0 (1 +- amr/2)", gt=0, lt=1)
+    v0_v: float = param(0.5, "node voltage amplitude V0 of a training pattern (V)", gt=0, le=10)
+    v_depin_v: float = param(0.1, "depinning voltage: below it the texture does not move (V)", gt=0, le=10)
+    v_read_v: float = param(0.02, "voltage of a conductance read (V); must stay below depinning", gt=0, le=10)
     mobility_per_v2_s: float = param(
         3e6,
         "mu: texture relaxation rate per squared volt of drive above depinning (1/(V^2 s))",
         gt=0,
         le=1e15,
-        affects="accuracy",
     )
-    pulse_s: float = param(
-        1e-6, "duration t_p of one training pattern's pulse (s)", gt=0, le=10, affects="accuracy, energy"
-    )
+    pulse_s: float = param(1e-6, "duration t_p of one training pattern's pulse (s)", gt=0, le=10)
     hebbian_gain: float = param(
-        0.01,
-        "rho: ratio of the current-driven (Hebbian) torque to the electrode relaxation",
-        gt=0,
-        le=1,
-        affects="accuracy",
+        0.01, "rho: ratio of the current-driven (Hebbian) torque to the electrode relaxation", gt=0, le=1
     )
-    variability: float = param(
-        0.1, "relative spread of the per-electrode coupling c_i", ge=0, le=1, affects="accuracy"
-    )
-    initial_spread: float = param(
-        0.01, "std of the as-grown texture state w (half-span units)", ge=0, le=1, affects="accuracy"
-    )
+    variability: float = param(0.1, "relative spread of the per-electrode coupling c_i", ge=0, le=1)
+    initial_spread: float = param(0.01, "std of the as-grown texture state w (half-span units)", ge=0, le=1)
     write_noise: float = param(
-        2e-4, "std of the thermal texture jitter per pulse (half-span units)", ge=0, le=1, affects="accuracy"
+        2e-4, "std of the thermal texture jitter per pulse (half-span units)", ge=0, le=1
     )
-    read_noise: float = param(
-        1e-3, "std of one conductance read (half-span units)", ge=0, le=1, affects="accuracy"
-    )
-    t_read_s: float = param(
-        10e-9, "duration of one link's conductance read (s)", gt=0, le=1, affects="energy"
-    )
+    read_noise: float = param(1e-3, "std of one conductance read (half-span units)", ge=0, le=1)
+    t_read_s: float = param(10e-9, "duration of one link's conductance read (s)", gt=0, le=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
