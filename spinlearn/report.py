@@ -138,8 +138,8 @@ def reproduce(
         if (chosen is None or exp.name in chosen) and not (resume and summary is not None):
             started = _same_config(run_dir, config_text)  # else it starts afresh
             try:
-                summary = run_experiment(
-                    exp, config, run_dir, 0, seeds, device, quiet, resume=resume and started
+                summary = run_experiment(  # reproduce owns its directories: it re-runs over them
+                    exp, config, run_dir, 0, seeds, device, quiet, resume=resume and started, overwrite=True
                 )
             except TrainingDiverged as exc:  # one failed experiment must not cost the whole report
                 rows += [Row(exp.name, t, None, None, seeds, failed=str(exc)) for t in exp.targets]
