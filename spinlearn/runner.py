@@ -71,6 +71,7 @@ def prepare_out_dir(
             (out / name).unlink(missing_ok=True)
         if not resume:
             shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+            shutil.rmtree(out / tracking.TENSORBOARD, ignore_errors=True)
     except OSError as exc:
         raise UserInputError(f"cannot use output directory {out}: {exc.strerror or exc}") from None
     if not os.access(out, os.W_OK):

@@ -27,6 +27,7 @@ from spinlearn.extras import require
 
 TRACKERS = ("tensorboard", "mlflow")
 EXTRA = "tracking"  # the pip extra that installs them
+TENSORBOARD = "tensorboard"  # the run directory's folder of TensorBoard event files
 
 
 def parse_log_to(text: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -67,7 +68,7 @@ class _TensorBoard:
         require("tensorboard", EXTRA, "--log-to tensorboard")
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+        self.writer = SummaryWriter(log_dir=str(out / TENSORBOARD))
         import yaml
 
         self.writer.add_text("config", "```\n" + yaml.safe_dump(run["config"], sort_keys=False) + "```")
