@@ -102,9 +102,10 @@ def test_without_numba_the_eager_path_runs_and_says_so_once(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "numba", None)
     monkeypatch.setattr(_jit, "_numba", None)
     assert not _jit.available()
+    out = str(tmp_path)
     code = (
         "import sys\nsys.modules['numba'] = None\nfrom spinlearn.cli import main\n"
-        f"args = ['-v', 'run', 'iris-afd', '--set', 'train.epochs=1', '--quiet', '--out', {str(tmp_path)!r}]\n"
+        f"args = ['-v', 'run', 'iris-afd', '--set', 'train.epochs=1', '--quiet', '--out', {out!r}]\n"
         "sys.exit(main(args))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
