@@ -91,27 +91,19 @@ def machine(device: Any) -> dict[str, Any]:
 
 
 def record(
-    *,
     argv: list[str] | None,
     experiment: str,
     config: dict[str, Any],
-    seed: int,
-    n_seeds: int,
-    backend: str,
-    resource: str | None,
-    visa_library: str,
+    settings: dict[str, Any],
     device: Any,
     deterministic: bool,
 ) -> dict[str, Any]:
-    """The provenance of a run about to start (``end`` is filled in by :func:`finish`)."""
+    """The provenance of a run about to start (``end`` is filled in by :func:`finish`).
+    ``settings``: its ``seed``, ``seeds`` (how many), ``backend``, ``resource``, ``visa_library``."""
     return {
         "argv": list(argv) if argv is not None else None,
         "experiment": experiment,
-        "seed": seed,
-        "seeds": n_seeds,
-        "backend": backend,
-        "resource": resource,
-        "visa_library": visa_library,
+        **settings,
         "device": str(device),
         "deterministic": deterministic,
         "git": git_commit(),

@@ -324,18 +324,14 @@ def run_experiment(
     config_text = dump_yaml(config)
     prepare_out_dir(out, resume, config_text, overwrite)
     write_text_atomic(out / "config.yaml", config_text)
-    run = provenance.record(
-        argv=argv,
-        experiment=experiment.name,
-        config=to_dict(config),
-        seed=seed,
-        n_seeds=n_seeds,
-        backend=backend,
-        resource=resource,
-        visa_library=visa_library,
-        device=torch_device,
-        deterministic=deterministic,
-    )
+    where = {
+        "seed": seed,
+        "seeds": n_seeds,
+        "backend": backend,
+        "resource": resource,
+        "visa_library": visa_library,
+    }
+    run = provenance.record(argv, experiment.name, to_dict(config), where, torch_device, deterministic)
     provenance.write(out, run)
     log.info("%s: seeds %d..%d on %s into %s", experiment.name, seed, seed + n_seeds - 1, torch_device, out)
     trackers = Trackers(tracking.parse_log_to(log_to), out, run, n_seeds)
