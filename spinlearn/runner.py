@@ -199,7 +199,7 @@ def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Any]:
 
     with Progress(
         "[progress.description]{task.description}",
-        BarColumn(),
+        BarColumn(bar_width=20),  # room for the figures on an 80-column terminal
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         "eta",
