@@ -418,6 +418,7 @@ def _run_seeds(
                 for opened in ctx.backends:
                     opened.close()
             ckpt.save(result=_result_record(result, seed_described))
+            log.info("%s: seed %d done: %s", experiment.name, s, tracking.numeric(result.metrics))
             results.append(result)
     write_records()
     figures = experiment.plot(results, config, out) if experiment.plot else []
