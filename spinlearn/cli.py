@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 
+from spinlearn._cliparts import (
+    DEVICE_HELP,
+    HelpFormatter,
+    configure_logging,
+    experiment_names,
+    run_settings,
+    version,
+)
 from spinlearn.errors import SpinlearnError, TrainingDiverged, UserInputError
 
 
@@ -19,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 2."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -32,33 +39,9 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's default in its help, except where there is none to show (None, off, empty)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in (action.help or ""):
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
-def _experiment_names() -> str:
-    from spinlearn._experiment_names import builtin_names
-
-    return "an experiment: " + ", ".join(builtin_names()) + " (`spinlearn list` says what each does)"
-
-
-DEVICE_HELP = "auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N"
-
-
-def _version() -> str:
-    from spinlearn import __version__
-
-    return f"spinlearn {__version__}"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="spinlearn", description=__doc__)
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action="version", version=version())
     parser.add_argument(
         "-v",
         "--verbose",
@@ -74,10 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser(
         "show", help="an experiment's configuration as YAML (what --config reads), with each key's doc"
     )
-    show.add_argument("name", help=_experiment_names)
+    show.add_argument("name", help=experiment_names)
 
     run = sub.add_parser("run", help="run one experiment")
-    run.add_argument("name", nargs="?", help=_experiment_names)
+    run.add_argument("name", nargs="?", help=experiment_names)
     run.add_argument(
         "--from",
         dest="from_dir",
@@ -233,34 +216,6 @@ def cmd_show(args) -> int:
     return 0
 
 
-def _run_settings(args) -> tuple[str, dict, dict]:
-    """The experiment's name, the config tree under the user's, and run settings: from the
-    arguments, or from ``--from RUN_DIR``'s record with the arguments given on top."""
-    given = {
-        "seed": args.seed,
-        "seeds": args.seeds,
-        "device": args.device,
-        "backend": args.backend,
-        "resource": args.resource,
-    }
-    if args.from_dir is None:
-        if args.name is None:
-            raise UserInputError("run needs an experiment NAME or --from RUN_DIR")
-        defaults = {"seed": 0, "seeds": 1, "device": "auto", "backend": "simulated", "resource": None}
-        return args.name, {}, {k: defaults[k] if v is None else v for k, v in given.items()}
-    from spinlearn.provenance import read
-
-    record = read(args.from_dir)
-    if args.name is not None and args.name != record["experiment"]:
-        raise UserInputError(f"--from {args.from_dir} is a run of {record['experiment']}, not {args.name}")
-    recorded = {k: record.get(k) for k in given}
-    return (
-        record["experiment"],
-        record["config"],
-        {k: recorded[k] if v is None else v for k, v in given.items()},
-    )
-
-
 def cmd_run(args) -> int:
     from spinlearn import config
     from spinlearn.experiments import get
@@ -268,7 +223,7 @@ def cmd_run(args) -> int:
     from spinlearn.provenance import command_line
     from spinlearn.runner import run_experiment
 
-    name, base_tree, settings = _run_settings(args)
+    name, base_tree, settings = run_settings(args)
     exp = get(name)
     formats = parse_formats(args.plot_format)
     base = (
@@ -506,21 +461,6 @@ def signals_interrupt() -> Iterator[None]:
             signal.signal(sig, action)
 
 
-def _logging(verbosity: int) -> None:
-    """``-v``: spinlearn's INFO messages; ``-vv``: DEBUG from every library, the instrument stack's
-    (pyvisa, pymeasure: each command and reply) included."""
-    if not verbosity:
-        return
-    level = logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=logging.WARNING if verbosity == 1 else logging.DEBUG,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for name in ("spinlearn", "pyvisa", "pymeasure"):
-        logging.getLogger(name).setLevel(level)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -535,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        _logging(args.verbose)
+        configure_logging(args.verbose)
         if args.command not in INTERRUPTIBLE:
             return COMMANDS[args.command](args)
         with signals_interrupt():
