@@ -3,14 +3,19 @@ from its record (issue 26)."""
 
 import csv
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from cli_helpers import spinlearn
 
 from spinlearn import cli
 
+ROOT = Path(__file__).resolve().parents[1]
+TRACKERS = ["--log-to", "tensorboard,mlflow"]
 ARGS = ["iris-afd", "--seeds", "2", "--set", "train.epochs=2", "--plot-format", "png,svg"]
 
 
@@ -19,9 +24,20 @@ def run(tmp_path_factory):
     """One two-seed run, not quiet (its stderr is not a terminal), logging to both trackers."""
     base = tmp_path_factory.mktemp("provenance")
     out, store = base / "run", base / "mlflow.db"
-    with pytest.MonkeyPatch.context() as patch:  # the spawned process's MLflow store
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
-        done = spinlearn("run", *ARGS, "--out", str(out), "--log-to", "tensorboard,mlflow")
+    # MLflow's store in the test's directory; its artifacts go to ./mlruns, so the run starts there
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}", "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable,
+        "-m",
+        "spinlearn",
+        "run",
+        *ARGS,
+        "--out",
+        str(out),
+        "--log-to",
+        "tensorboard,mlflow",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=base, env=env)
     assert done.returncode == 0, done.stderr
     return out, store, done
 
@@ -29,7 +45,7 @@ def run(tmp_path_factory):
 def test_run_yaml_records_the_run(run):
     out, _, _ = run
     record = yaml.safe_load((out / "run.yaml").read_text())
-    assert record["argv"] == ["spinlearn", "run", *ARGS, "--out", str(out), "--log-to", "tensorboard,mlflow"]
+    assert record["argv"] == ["spinlearn", "run", *ARGS, "--out", str(out), *TRACKERS]
     assert (record["experiment"], record["seed"], record["seeds"]) == ("iris-afd", 0, 2)
     assert (record["backend"], record["device"], record["deterministic"]) == ("simulated", "cpu", False)
     assert record["config"]["train"]["epochs"] == 2
