@@ -4,7 +4,6 @@ names without importing torch), ``-v`` logging, and the settings of ``run`` (``-
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from spinlearn.errors import UserInputError
@@ -67,6 +66,8 @@ def configure_logging(verbosity: int) -> None:
     (pyvisa, pymeasure: each command and reply) included."""
     if not verbosity:
         return
+    import logging  # only here: the CLI starts faster without it
+
     level = logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(
         level=logging.WARNING if verbosity == 1 else logging.DEBUG,
