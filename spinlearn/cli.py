@@ -5,34 +5,71 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 
+from spinlearn._cliparts import (
+    DEVICE_HELP,
+    HelpFormatter,
+    configure_logging,
+    experiment_names,
+    run_settings,
+    version,
+)
 from spinlearn.errors import SpinlearnError, TrainingDiverged, UserInputError
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 2."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserInputError(f"{message} (see `{self.prog} --help`)")
+
+    def format_help(self) -> str:
+        for action in self._actions:  # help computed when shown: e.g. the experiments' names
+            if callable(action.help):
+                action.help = action.help()
+        return super().format_help()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="spinlearn", description=__doc__)
+    parser.add_argument("--version", action="version", version=version())
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log what happens on stderr: -v spinlearn's steps, -vv everything at debug level, "
+        "instrument traffic (pyvisa, pymeasure) included",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("list", help="every registered experiment, one line each, with its target")
 
-    show = sub.add_parser("show", help="an experiment's configuration keys, defaults and docs")
-    show.add_argument("name")
+    show = sub.add_parser(
+        "show", help="an experiment's configuration as YAML (what --config reads), with each key's doc"
+    )
+    show.add_argument("name", help=experiment_names)
 
     run = sub.add_parser("run", help="run one experiment")
-    run.add_argument("name")
-    run.add_argument("--seeds", type=int, default=1, help="number of seeds (S .. S+N-1)")
-    run.add_argument("--seed", type=int, default=0, help="first seed S")
+    run.add_argument("name", nargs="?", help=experiment_names)
+    run.add_argument(
+        "--from",
+        dest="from_dir",
+        metavar="RUN_DIR",
+        help="run again what RUN_DIR/run.yaml records: experiment, config, seeds, backend, device "
+        "(--set/--config change its config; --seed/--seeds/--device/--backend replace its own)",
+    )
+    run.add_argument("--seeds", type=int, help="number of seeds (S .. S+N-1) (default: 1)")
+    run.add_argument("--seed", type=int, help="first seed S (default: 0)")
     run.add_argument(
         "--set",
         dest="overrides",
@@ -42,9 +79,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. device.variability=0.1 (repeatable)",
     )
     run.add_argument("--config", help="YAML file of config sections")
-    run.add_argument("--out", help="output directory (default runs/NAME)")
-    run.add_argument("--device", default="cpu", help="cpu or cuda")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--out", help="output directory (default: runs/NAME)")
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace a finished run in --out (refused without)"
+    )
+    run.add_argument("--device", metavar="{auto,cpu,cuda,cuda:N}", help=DEVICE_HELP + " (default: auto)")
+    run.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="torch's deterministic algorithms (GPU runs repeat exactly; some ops are slower)",
+    )
+    run.add_argument(
+        "--log-to",
+        metavar="TRACKERS",
+        help="also log to trackers, comma-separated: tensorboard (OUT/tensorboard), mlflow "
+        "(MLFLOW_TRACKING_URI, else MLflow's default store)",
+    )
+    run.add_argument(
+        "--plot-format",
+        default="png",
+        metavar="FORMATS",
+        help="the files each plot is written as, comma-separated: png, pdf, svg (its data: a CSV beside)",
+    )
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress (else a bar on a terminal, a line per epoch elsewhere)",
+    )
     run.add_argument(
         "--resume",
         action="store_true",
@@ -53,7 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--backend",
-        default="simulated",
         help="where the devices are: simulated (default) or visa (an instrument; needs --resource and "
         "--set device.profile=FILE)",
     )
@@ -141,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="subsets, fewer epochs, seeds and sweep points; labelled quick (minutes)",
     )
     rep.add_argument("--out", default="runs/reproduce", help="output directory")
-    rep.add_argument("--device", default="cpu", help="cpu or cuda")
+    rep.add_argument("--device", default="auto", metavar="{auto,cpu,cuda,cuda:N}", help=DEVICE_HELP)
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.add_argument(
         "--resume",
@@ -188,34 +248,44 @@ def cmd_show(args) -> int:
 
     exp = get(args.name)
     print(f"# {exp.name}: {exp.summary}")
-    defaults = config.to_dict(exp.default_config())
-    for key, _, doc in config.describe(exp.config_cls):
-        section, name = key.split(".", 1)
-        print(f"{key} = {defaults[section][name]!r}  # {doc}")
+    print(f"# spinlearn run {exp.name} --config FILE reads this back; --set SECTION.KEY=VALUE takes a value")
+    print(config.dump_commented_yaml(exp.default_config()), end="")
     return 0
 
 
 def cmd_run(args) -> int:
     from spinlearn import config
     from spinlearn.experiments import get
+    from spinlearn.plots import parse_formats
+    from spinlearn.provenance import command_line
     from spinlearn.runner import run_experiment
 
-    exp = get(args.name)
+    name, base_tree, settings = run_settings(args)
+    exp = get(name)
+    formats = parse_formats(args.plot_format)
+    base = (
+        config.build(exp.config_cls, exp.default_config(), base_tree) if base_tree else exp.default_config()
+    )
     tree = config.load_yaml(args.config) if args.config else None
-    cfg = config.build(exp.config_cls, exp.default_config(), tree, config.parse_overrides(args.overrides))
+    cfg = config.build(exp.config_cls, base, tree, config.parse_overrides(args.overrides))
     out = args.out or f"runs/{exp.name}"
     summary = run_experiment(
         exp,
         cfg,
         out,
-        args.seed,
-        args.seeds,
-        args.device,
+        settings["seed"],
+        settings["seeds"],
+        settings["device"],
         args.quiet,
-        backend=args.backend,
-        resource=args.resource,
+        backend=settings["backend"],
+        resource=settings["resource"],
         visa_library=args.visa_library,
         resume=args.resume,
+        overwrite=args.overwrite,
+        log_to=args.log_to or (),
+        argv=command_line(),
+        deterministic=args.deterministic,
+        plot_formats=formats,
     )
     for name, value in summary["metrics"].items():
         if name + "_mean" in summary["metrics"]:
@@ -489,7 +559,19 @@ def signals_interrupt() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`spinlearn show NAME | head`): end quietly, and keep Python from
+        # complaining when it flushes stdout on the way out.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
         args = build_parser().parse_args(argv)
+        configure_logging(args.verbose)
         if args.command not in INTERRUPTIBLE:
             return COMMANDS[args.command](args)
         with signals_interrupt():

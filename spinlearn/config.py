@@ -10,6 +10,8 @@ many experiments are here; the MTJ device section and the MTJ experiments' base 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,15 +106,35 @@ def dump_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
+def _flow(value: Any) -> str:
+    """One value as inline YAML (``2.0e-06``, ``null``, ``[16, 16]``, ``'2024'``)."""
+    return yaml.safe_dump([value], default_flow_style=True, width=10_000).strip()[1:-1]
+
+
+def dump_commented_yaml(config: Any) -> str:
+    """The config as YAML that ``--config`` reads back, each key followed by its doc as a comment;
+    ``--set section.key=VALUE`` takes each value as printed."""
+    lines = []
+    for f in dataclasses.fields(config):
+        section = getattr(config, f.name)
+        lines.append(f"{f.name}:")
+        for sf in dataclasses.fields(section):
+            doc = sf.metadata.get("doc", "")
+            value = getattr(section, sf.name)
+            value = list(value) if isinstance(value, tuple) else value
+            lines.append(f"  {sf.name}: {_flow(value)}" + (f"  # {doc}" if doc else ""))
+    return "\n".join(lines) + "\n"
+
+
 def parse_value(text: str) -> Any:
     """A ``--set`` value: YAML scalar or list (``0.1``, ``true``, ``null``, ``[16, 16]``, ``2e-6``)."""
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse value {text!r}: {exc.problem}") from None
-    if isinstance(value, str):
+    if isinstance(value, str) and not text.strip().startswith(("'", '"')):
         try:
-            return float(value)  # YAML 1.1 reads 2e-6 as a string
+            return float(value)  # YAML 1.1 reads 2e-6 as a string; a quoted value stays a string
         except ValueError:
             return value
     return value
@@ -186,6 +208,8 @@ def build(
         keys = [f.name for f in dataclasses.fields(sections[section])]
         if key not in keys:
             raise ConfigError(f"unknown config key {dotted!r} (keys of {section}: {', '.join(keys)})")
+        if dotted in (overrides or {}):
+            value = _typed_override(sections[section], key, value, dotted)
         changes.setdefault(section, {})[key] = value
     new_sections = {}
     for section, values in changes.items():
@@ -194,6 +218,21 @@ def build(
         except ConfigError as exc:
             raise ConfigError(f"{section}.{exc}") from None
     return dataclasses.replace(config, **new_sections)
+
+
+def _typed_override(section: Any, key: str, value: Any, dotted: str) -> Any:
+    """A ``--set`` value checked against the field's declared type before the section validates it:
+    a scalar for a list field is refused (``model.hidden=16`` is more likely a typo for ``[16]`` than
+    a one-layer network), and an unquoted integer for a text field is taken as its digits."""
+    annotation = typing.get_type_hints(type(section)).get(key)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if typing.get_origin(annotation) is tuple and not isinstance(value, list | tuple | type(None)):
+        raise ConfigError(f"{dotted} = {value!r}: expected a list, e.g. {dotted}=[{value}]")
+    if annotation is str and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:
@@ -211,6 +250,7 @@ __all__ = [
     "DataConfig",
     "TrainConfig",
     "build",
+    "dump_commented_yaml",
     "dump_yaml",
     "load_yaml",
     "parse_overrides",

@@ -50,10 +50,10 @@ def write_jsonl_atomic(path: str | Path, records: list[dict]) -> Path:
     return write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
-def save_figure_atomic(fig: Any, path: str | Path, dpi: int = 120) -> Path:
-    """Save a matplotlib figure as PNG atomically."""
+def save_figure_atomic(fig: Any, path: str | Path, dpi: int = 120, format: str = "png") -> Path:
+    """Save a matplotlib figure atomically (``format``: png, pdf, svg)."""
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format=format, dpi=dpi, bbox_inches="tight")
     return write_bytes_atomic(path, buf.getvalue())

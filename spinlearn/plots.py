@@ -1,13 +1,49 @@
-"""Plots, written as PNG atomically. Matplotlib runs headless (Agg)."""
+"""Plots, written atomically, each with its data as CSV beside it. Matplotlib runs headless (Agg).
+
+Each plot is saved in the formats of the enclosing :func:`output` (PNG by default; ``--plot-format
+png,pdf,svg``) under the name its function is given with each format's suffix, and
+``NAME.csv`` holds the numbers drawn (:mod:`spinlearn._plotdata`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from spinlearn.io import save_figure_atomic
+from spinlearn._plotdata import figure_csv
+from spinlearn.errors import UserInputError
+from spinlearn.io import save_figure_atomic, write_text_atomic
+
+FORMATS = ("png", "pdf", "svg")
+DPI = 200  # raster resolution of a PNG: sharp at a column's width in print
+_formats: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("plot_formats", default=("png",))
+_written: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("plots_written", default=None)
+
+
+def parse_formats(text: str | None) -> tuple[str, ...]:
+    """``"png,pdf"`` -> ``("png", "pdf")``; an unknown format is refused in one line."""
+    names = tuple(dict.fromkeys(f.strip().lower() for f in (text or "png").split(",") if f.strip()))
+    bad = [f for f in names if f not in FORMATS]
+    if bad or not names:
+        raise UserInputError(f"--plot-format {text!r}: formats are {', '.join(FORMATS)} (comma-separated)")
+    return names
+
+
+@contextlib.contextmanager
+def output(formats: tuple[str, ...] = ("png",)) -> Iterator[list[Path]]:
+    """Plots saved inside are written in ``formats``; yields the list of every file written."""
+    written: list[Path] = []
+    tokens = _formats.set(tuple(formats)), _written.set(written)
+    try:
+        yield written
+    finally:
+        _written.reset(tokens[1])
+        _formats.reset(tokens[0])
 
 
 @functools.cache
@@ -22,9 +58,16 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    save_figure_atomic(fig, path)
+    """Write ``fig`` in every format of the current :func:`output` and its data as CSV; returns the
+    path of the first format's file."""
+    path = Path(path)
+    files = [save_figure_atomic(fig, path.with_suffix(f".{fmt}"), DPI, fmt) for fmt in _formats.get()]
+    files.append(write_text_atomic(path.with_suffix(".csv"), figure_csv(fig)))
     _pyplot().close(fig)
-    return path
+    written = _written.get()
+    if written is not None:
+        written += files
+    return files[0]
 
 
 def learning_curves(histories: list[list[dict]], path: Path, title: str = "") -> Path:

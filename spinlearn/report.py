@@ -15,14 +15,13 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from spinlearn import __version__
+from spinlearn import __version__, provenance
 from spinlearn import config as cfgmod
 from spinlearn.energy import table_rows
 from spinlearn.errors import TrainingDiverged, UserInputError
@@ -138,8 +137,8 @@ def reproduce(
         if (chosen is None or exp.name in chosen) and not (resume and summary is not None):
             started = _same_config(run_dir, config_text)  # else it starts afresh
             try:
-                summary = run_experiment(
-                    exp, config, run_dir, 0, seeds, device, quiet, resume=resume and started
+                summary = run_experiment(  # reproduce owns its directories: it re-runs over them
+                    exp, config, run_dir, 0, seeds, device, quiet, resume=resume and started, overwrite=True
                 )
             except TrainingDiverged as exc:  # one failed experiment must not cost the whole report
                 rows += [Row(exp.name, t, None, None, seeds, failed=str(exc)) for t in exp.targets]
@@ -200,14 +199,7 @@ def table_markdown(rows: list[Row]) -> str:
 
 def machine() -> dict[str, str]:
     """Where the results were measured: the code's commit, the CPU and GPU, the library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = provenance.cpu_model()
     info = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _commit(),
@@ -223,23 +215,10 @@ def machine() -> dict[str, str]:
 
 def _commit() -> str:
     """The git commit of the source tree (``+ uncommitted changes`` when dirty), if it is a checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (git not available)"
-    if head.returncode != 0:
-        return "unknown (not a git checkout)"
-    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+    git = provenance.git_commit()
+    if git is None:
+        return "unknown (not a git checkout, or git not available)"
+    return git["commit"][:12] + (" + uncommitted changes" if git["dirty"] else "")
 
 
 def results_markdown(table: str, quick: bool, sections: list[str]) -> str:

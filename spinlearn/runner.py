@@ -1,14 +1,17 @@
 """Run an experiment over seeds, aggregate, and write the run directory.
 
-``OUT/config.yaml`` (written first), ``OUT/metrics.jsonl`` (one line per epoch per seed, rewritten
+``OUT/config.yaml`` (written first), ``OUT/run.yaml`` (where the numbers came from:
+:mod:`spinlearn.provenance`), ``OUT/metrics.jsonl`` (one line per epoch per seed, rewritten
 after every epoch), ``OUT/checkpoints/seed<S>.pt`` (rewritten after every epoch; what ``--resume``
 continues from), ``OUT/models/seed<S>.pt`` (each finished seed's model, :mod:`spinlearn.kept`),
-``OUT/summary.json`` and PNG plots, all written atomically.
+``OUT/summary.json`` and the plots with their data (:mod:`spinlearn.plots`), all written
+atomically. A directory holding a finished run is refused unless the run overwrites or resumes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -20,9 +23,9 @@ from typing import Any
 
 import torch
 
-from spinlearn import __version__, checkpoint
+from spinlearn import __version__, checkpoint, plots, provenance, tracking
 from spinlearn.checkpoint import Checkpoint
-from spinlearn.config import dump_yaml
+from spinlearn.config import dump_yaml, to_dict
 from spinlearn.energy import breakdown
 from spinlearn.errors import UserInputError
 from spinlearn.experiments.common import profile_calibration_range
@@ -30,15 +33,26 @@ from spinlearn.experiments.registry import Experiment, RunContext, SeedResult
 from spinlearn.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from spinlearn.kept import MODELS, save_model
 from spinlearn.plots import energy_bars as energy_plot
+from spinlearn.tracking import Trackers
 
 MAX_SEED = 2**32 - 1  # what scikit-learn's random_state accepts
 CHECKPOINTS = "checkpoints"  # the run directory's folder of per-seed checkpoints
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # what --device takes
+log = logging.getLogger("spinlearn")
 
 
-def prepare_out_dir(out: Path, resume: bool = False, config_text: str | None = None) -> None:
-    """Create ``out`` and drop a previous run's summary, metrics and checkpoints, so a failed re-run
-    cannot leave them beside a new config. With ``resume`` keep the checkpoints, after checking
-    that ``out`` holds a run of the same config (``config_text``)."""
+def prepare_out_dir(
+    out: Path, resume: bool = False, config_text: str | None = None, overwrite: bool = True
+) -> None:
+    """Create ``out`` and drop a previous run's summary, metrics, checkpoints and plots, so a failed
+    re-run cannot leave them beside a new config. With ``resume`` keep the checkpoints, after
+    checking that ``out`` holds a run of the same config (``config_text``). Without ``overwrite``
+    a finished run in ``out`` (its ``summary.json``) is refused."""
+    if not resume and not overwrite and (out / "summary.json").exists():
+        raise UserInputError(
+            f"{out} holds a finished run (summary.json): give --overwrite to replace it, "
+            "--resume to keep it, or another --out"
+        )
     if resume:
         try:
             earlier = (out / "config.yaml").read_text()
@@ -53,23 +67,65 @@ def prepare_out_dir(out: Path, resume: bool = False, config_text: str | None = N
             )
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("summary.json", "metrics.jsonl"):
+        _remove_plots(out)
+        for name in ("summary.json", "metrics.jsonl", provenance.RUN_FILE):
             (out / name).unlink(missing_ok=True)
         if not resume:
             shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
             shutil.rmtree(out / MODELS, ignore_errors=True)
+            shutil.rmtree(out / tracking.TENSORBOARD, ignore_errors=True)
     except OSError as exc:
         raise UserInputError(f"cannot use output directory {out}: {exc.strerror or exc}") from None
     if not os.access(out, os.W_OK):
         raise UserInputError(f"cannot use output directory {out}: not writable")
 
 
+def _remove_plots(out: Path) -> None:
+    """The plots of the run that ``out/summary.json`` describes, in every format, and their data:
+    named by the summary, so that no other file in ``out`` is touched."""
+    try:
+        import json
+
+        names = json.loads((out / "summary.json").read_text()).get("plots", [])
+    except (OSError, ValueError, AttributeError):
+        return
+    for name in names:
+        if isinstance(name, str) and Path(name).name == name:
+            for suffix in (*(f".{f}" for f in plots.FORMATS), ".csv"):
+                (out / name).with_suffix(suffix).unlink(missing_ok=True)
+
+
 def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda requested but no CUDA GPU is available")
-    if name not in ("cpu", "cuda"):
-        raise UserInputError(f"--device must be cpu or cuda, got {name!r}")
+    """``auto`` (the first CUDA GPU when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        raise UserInputError(f"--device must be one of {', '.join(DEVICES)}, got {name!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"--device {name} requested but no CUDA GPU is available")
+    if index and int(index) >= torch.cuda.device_count():
+        raise UserInputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool) -> Iterator[None]:
+    """With ``on``, torch's deterministic algorithms (and cuDNN's) for the run, restored after;
+    cuBLAS needs its workspace setting for that, set here unless the user set one."""
+    if not on:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    before_cudnn = torch.backends.cudnn.deterministic
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1], before_cudnn
 
 
 def aggregate(results: list[SeedResult], field: str = "metrics") -> dict[str, float]:
@@ -129,21 +185,69 @@ def _from_record(record: dict[str, Any]) -> tuple[SeedResult, dict[str, Any] | N
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Any]:
-    """A rich progress bar on a terminal; a no-op when quiet or when stderr is not a TTY."""
-    if quiet or not sys.stderr.isatty():
-        yield lambda steps=1: None
+    """Progress of ``total`` steps; yields ``advance(steps=1, record=None)``, where ``record`` is the
+    step's figures (an epoch's ``metrics.jsonl`` record).
+
+    On a terminal, a rich bar with the elapsed time, an ETA and the last record's loss and accuracy.
+    Elsewhere (a notebook, nohup, a batch job's log) one line per step on stderr, flushed at once.
+    Nothing when ``quiet``."""
+    if quiet:
+        yield lambda steps=1, record=None: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    if not sys.stderr.isatty():
+        yield _line_progress(description, total)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(
         "[progress.description]{task.description}",
-        BarColumn(),
+        BarColumn(bar_width=20),  # room for the figures on an 80-column terminal
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        "eta",
+        TimeRemainingColumn(),
+        "{task.fields[figures]}",
         transient=True,
     ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda steps=1: bar.advance(task, steps)
+        task = bar.add_task(description, total=total, figures="")
+
+        def advance(steps: int = 1, record: dict | None = None) -> None:
+            bar.update(task, advance=steps, **({"figures": _figures(record)} if record else {}))
+
+        yield advance
+
+
+#: figures a progress line shows, when an epoch's record has them
+_SHOWN = ("train_loss", "loss", "train_accuracy", "test_accuracy", "accuracy", "recall")
+
+
+def _figures(record: dict | None) -> str:
+    if not record:
+        return ""
+    where = " ".join(f"{k} {record[k]}" for k in ("seed", "epoch") if k in record)
+    shown = [f"{k}={record[k]:.4g}" for k in _SHOWN if isinstance(record.get(k), int | float)]
+    return " ".join([where, *shown]).strip()
+
+
+def _line_progress(description: str, total: int) -> Any:
+    started = time.perf_counter()
+    done = skipped = 0
+
+    def advance(steps: int = 1, record: dict | None = None) -> None:
+        nonlocal done, skipped
+        if steps <= 0:
+            return
+        done += steps
+        if record is None and steps > 1:  # a resumed run's epochs done before: no time spent on them
+            skipped += steps
+            if done < total:
+                return
+        elapsed = time.perf_counter() - started
+        eta = elapsed / (done - skipped) * (total - done) if done > skipped else 0.0
+        line = f"{description}: {done}/{total} elapsed {elapsed:.0f} s eta {eta:.0f} s {_figures(record)}"
+        print(line.rstrip(), file=sys.stderr, flush=True)
+
+    return advance
 
 
 def check_backend(backend: str, resource: str | None) -> None:
@@ -185,6 +289,12 @@ def run_experiment(
     resource: str | None = None,
     visa_library: str = "@py",
     resume: bool = False,
+    *,
+    overwrite: bool = False,
+    log_to: tuple[str, ...] | str = (),
+    argv: list[str] | None = None,
+    deterministic: bool = False,
+    plot_formats: tuple[str, ...] = ("png",),
 ) -> dict[str, Any]:
     """Run seeds ``seed .. seed + n_seeds - 1``, write the run directory, return the summary.
 
@@ -195,7 +305,13 @@ def run_experiment(
     Every seed checkpoints at the end of each epoch (``OUT/checkpoints/seed<S>.pt``,
     :mod:`spinlearn.checkpoint`). With ``resume``, ``out_dir`` must hold a run of the same config:
     finished seeds are taken from their checkpoints, an unfinished one continues after its last
-    complete epoch, and the metrics are those of an uninterrupted run.
+    complete epoch, and the metrics are those of an uninterrupted run. Without ``resume`` an
+    ``out_dir`` holding a finished run is refused unless ``overwrite`` (its plots are then removed).
+
+    ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (:func:`resolve_device`); ``deterministic``
+    runs torch's deterministic algorithms. ``OUT/run.yaml`` records the run (``argv``: the command
+    line, when the run came from one; :mod:`spinlearn.provenance`), ``log_to`` names trackers
+    (:mod:`spinlearn.tracking`), ``plot_formats`` the files each plot is written as.
     """
     check_backend(backend, resource)
     if n_seeds < 1:
@@ -208,8 +324,54 @@ def run_experiment(
     if derived and not quiet:
         print(f"spinlearn: {derived}", file=sys.stderr)
     config_text = dump_yaml(config)
-    prepare_out_dir(out, resume, config_text)
+    prepare_out_dir(out, resume, config_text, overwrite)
     write_text_atomic(out / "config.yaml", config_text)
+    where = {
+        "seed": seed,
+        "seeds": n_seeds,
+        "backend": backend,
+        "resource": resource,
+        "visa_library": visa_library,
+    }
+    run = provenance.record(argv, experiment.name, to_dict(config), where, torch_device, deterministic)
+    provenance.write(out, run)
+    log.info("%s: seeds %d..%d on %s into %s", experiment.name, seed, seed + n_seeds - 1, torch_device, out)
+    trackers = Trackers(tracking.parse_log_to(log_to), out, run, n_seeds)
+    try:
+        with deterministic_algorithms(deterministic), plots.output(plot_formats) as plotted:
+            summary = _run_seeds(
+                experiment, config, config_text, out, seed, n_seeds, torch_device, quiet, trackers,
+                backend=backend, resource=resource, visa_library=visa_library, resume=resume,
+            )  # fmt: skip
+            summary["run"] = provenance.finish(out, run)
+            write_json_atomic(out / "summary.json", summary)
+        trackers.finish(
+            summary, [*plotted, *(out / n for n in ("config.yaml", provenance.RUN_FILE, "summary.json"))]
+        )
+    except BaseException:
+        trackers.close(failed=True)
+        raise
+    trackers.close()
+    return summary
+
+
+def _run_seeds(
+    experiment: Experiment,
+    config: Any,
+    config_text: str,
+    out: Path,
+    seed: int,
+    n_seeds: int,
+    torch_device: torch.device,
+    quiet: bool,
+    trackers: Trackers,
+    *,
+    backend: str,
+    resource: str | None,
+    visa_library: str,
+    resume: bool,
+) -> dict[str, Any]:
+    """The seeds' training and the summary (written by the caller)."""
     started = time.perf_counter()
     results: list[SeedResult] = []
     per_seed_records: list[list[dict]] = []
@@ -237,7 +399,8 @@ def run_experiment(
             def on_epoch(record: dict, s: int = s, records: list[dict] = records) -> None:
                 records.append({"seed": s, **record})
                 write_records()
-                advance()
+                trackers.epoch(records[-1])
+                advance(record=records[-1])
 
             ctx = RunContext(
                 seed=s,
@@ -260,12 +423,13 @@ def run_experiment(
                 for opened in ctx.backends:
                     opened.close()
             ckpt.save(result=_result_record(result, seed_described))
+            log.info("%s: seed %d done: %s", experiment.name, s, tracking.numeric(result.metrics))
             results.append(result)
     write_records()
-    plots = experiment.plot(results, config, out) if experiment.plot else []
+    figures = experiment.plot(results, config, out) if experiment.plot else []
     energy = aggregate_energy(results) if results[0].energy else None
     if energy:
-        plots.append(energy_plot(energy, breakdown(energy), out / "energy.png"))
+        figures.append(energy_plot(energy, breakdown(energy), out / "energy.png"))
     summary = {
         "experiment": experiment.name,
         "metrics": aggregate(results),
@@ -281,8 +445,7 @@ def run_experiment(
         "device": torch_device.type,
         **({"energy": energy} if energy else {}),
         **({"backend": described} if described else {}),
-        "plots": [p.name for p in plots],
+        "plots": [p.name for p in figures],
         "spinlearn_version": __version__,
     }
-    write_json_atomic(out / "summary.json", summary)
     return summary

@@ -20,7 +20,7 @@ def test_list_names_every_experiment_with_its_target():
 def test_show_prints_keys_with_docs():
     out = spinlearn("show", "iris-afd")
     assert out.returncode == 0
-    assert "afd.delta_i_a = 2e-06  # finite-difference step" in out.stdout
+    assert "afd:\n" in out.stdout and "  delta_i_a: 2.0e-06  # finite-difference step" in out.stdout
 
 
 def test_run_writes_every_output(tmp_path):
@@ -57,7 +57,8 @@ def test_same_seed_gives_the_same_summary_and_losses(tmp_path):
 def test_a_failed_rerun_leaves_no_stale_summary(tmp_path):
     assert spinlearn("run", "iris-tanh", "--out", str(tmp_path), *QUICK).returncode == 0
     assert (tmp_path / "summary.json").exists()
-    out = spinlearn("run", "iris-tanh", "--out", str(tmp_path), "--set", "data.test_fraction=0.99", "--quiet")
+    args = ["--set", "data.test_fraction=0.99", "--quiet", "--overwrite"]
+    out = spinlearn("run", "iris-tanh", "--out", str(tmp_path), *args)
     assert out.returncode == 2
     assert not (tmp_path / "summary.json").exists()
 
@@ -91,7 +92,10 @@ def test_config_file_is_applied(tmp_path):
         (["run", "iris-afd", "--config", "{bad}"], "malformed YAML"),
         (["run", "iris-afd", "--seeds", "0"], "--seeds must be >= 1"),
         (["run", "iris-afd", "--seeds", "two"], "invalid int value"),
-        (["run", "iris-afd", "--device", "tpu"], "--device must be cpu or cuda"),
+        (
+            ["run", "iris-afd", "--device", "tpu"],
+            "--device must be one of auto, cpu, cuda, cuda:N, got 'tpu'",
+        ),
         (["run", "iris-afd", "--set", "data.dir=/tmp"], "data.dir is not used by the Iris experiments"),
         (["run", "iris-afd", "--set", "data.test_fraction=0.99"], "data.test_fraction = 0.99"),
         (["run", "iris-afd", "--seed", "-1"], "seeds must lie in 0..4294967295"),

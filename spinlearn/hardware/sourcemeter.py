@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from spinlearn.extras import require
 from spinlearn.hardware import scpi
 from spinlearn.hardware.errors import InstrumentError
 from spinlearn.hardware.profile import DeviceProfile, InstrumentSettings
@@ -41,7 +42,8 @@ class SourceMeter:
         source_range_a: float = 1e-3,
         compliance_v: float = 1.0,
     ) -> None:
-        import pyvisa  # deferred: a simulated run never pays for the VISA stack
+        pyvisa = require("pyvisa", "lab", "an instrument")  # deferred: a simulated run never pays for it
+        require("pymeasure", "lab", "an instrument")
 
         self.resource = resource
         self.settings = settings

@@ -3,15 +3,36 @@ the thread count they follow, and a compile that falls back to no disk cache."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import torch
+
+from spinlearn.extras import installed
 
 # fast-math without nnan/ninf: the kernels must see NaN and inf inputs as they are
 FAST_MATH = {"contract", "reassoc", "nsz", "arcp", "afn"}
 # numba's thread count as last set, per Python thread: numba keeps one per thread (torch one per
 # process), and asking numba costs 2 us a call
 _set = threading.local()
+
+
+_numba: bool | None = None  # whether numba is installed, found out on first need
+
+
+def available() -> bool:
+    """Whether the fused kernels can run: numba (the ``[fast]`` extra) is installed. Without it every
+    step runs the eager path, with the same results, and one line on stderr says so, once."""
+    global _numba
+    if _numba is None:
+        _numba = installed("numba")
+        if not _numba:
+            print(
+                "spinlearn: numba is not installed: the fused CPU kernels are off, the eager path runs "
+                "(pip install 'spinlearn[fast]' for them)",
+                file=sys.stderr,
+            )
+    return _numba
 
 
 def follow_torch_threads() -> None:

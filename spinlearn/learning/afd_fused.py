@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from spinlearn.learning import _jit
 from spinlearn.learning._jit import FAST_MATH, compile_cached, follow_torch_threads
 
 _kernel = None  # compiled on first use: numba's import and compilation cost seconds
@@ -148,6 +149,7 @@ class FusedAFD:
             and z.dtype == torch.float32
             and backend.dtype == torch.float32
             and z.dim() >= 1
+            and _jit.available()
         )
 
     def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from spinlearn.learning import _jit
 from spinlearn.learning._jit import FAST_MATH, compile_cached, follow_torch_threads
 
 BLOCK = 512  # weights per parallel block: its pulse counts (<= 512 x (2^15 - 1) < 2^24) stay exact in float32
@@ -43,7 +44,7 @@ _kernel = None  # compiled on first use
 
 def applies(u: torch.Tensor) -> bool:
     """Whether the fused step can program a bank whose wall positions are ``u``."""
-    return u.device.type == "cpu" and u.dtype == torch.float32
+    return u.device.type == "cpu" and u.dtype == torch.float32 and _jit.available()
 
 
 def _compile(cache: bool = True):
