@@ -120,3 +120,13 @@ def test_without_numba_the_eager_path_runs_and_says_so_once(tmp_path, monkeypatc
     )
     assert any(" spinlearn INFO: iris-afd: seeds 0..0 on cpu into " in line for line in lines)  # -v
     assert "test_accuracy_mean" in out.stdout
+
+
+def test_an_instrument_without_the_lab_extra_names_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyvisa", None)
+    args = ["calibrate", "--resource", "TCPIP::127.0.0.1::5025::SOCKET", "--out", str(tmp_path / "p.yaml")]
+    assert cli.main([*args, "--quiet"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "spinlearn: error: an instrument needs the [lab] extra: pip install 'spinlearn[lab]'\n"
+    )

@@ -332,7 +332,9 @@ def test_missing_trace_and_parquet_without_pyarrow(tmp_path, monkeypatch):
     path.write_bytes(b"PAR1")
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    with pytest.raises(DataError, match="pip install pyarrow") as info:
+    with pytest.raises(
+        DataError, match=r"needs the \[parquet\] extra: pip install 'spinlearn\[parquet\]'"
+    ) as info:
         smtj_noise.load_trace(path)
     assert "trace.parquet" in str(info.value) and "\n" not in str(info.value)
 

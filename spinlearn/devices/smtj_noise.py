@@ -27,7 +27,6 @@ import torch
 
 from spinlearn._fields import Validated, param
 from spinlearn.errors import DataError
-from spinlearn.extras import require
 
 TRACE_SUFFIXES = (".csv", ".txt", ".parquet", ".pqt")
 
@@ -129,9 +128,13 @@ def _trailing_number(path: Path) -> tuple[int, str]:
 
 
 def _read_parquet(path: Path, column: str) -> np.ndarray:
-    require("pyarrow", "parquet", f"reading the parquet noise trace {path}")
-    import pyarrow.parquet as pq
-
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(
+            f"reading the parquet noise trace {path} needs the [parquet] extra: "
+            "pip install 'spinlearn[parquet]'"
+        ) from None
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises its own exception types for corrupt files
