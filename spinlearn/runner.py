@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +182,7 @@ def run_experiment(
     resource: str | None = None,
     visa_library: str = "@py",
     resume: bool = False,
+    epoch_hook: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Run seeds ``seed .. seed + n_seeds - 1``, write the run directory, return the summary.
 
@@ -193,6 +194,9 @@ def run_experiment(
     :mod:`spinlearn.checkpoint`). With ``resume``, ``out_dir`` must hold a run of the same config:
     finished seeds are taken from their checkpoints, an unfinished one continues after its last
     complete epoch, and the metrics are those of an uninterrupted run.
+
+    ``epoch_hook``, when given, gets every epoch's record (with its ``seed``) once it is in
+    ``metrics.jsonl``; a sweep reports it to its scheduler, which may stop the run there.
     """
     check_backend(backend, resource)
     if n_seeds < 1:
@@ -235,6 +239,8 @@ def run_experiment(
                 records.append({"seed": s, **record})
                 write_records()
                 advance()
+                if epoch_hook is not None:
+                    epoch_hook(records[-1])
 
             ctx = RunContext(
                 seed=s,
