@@ -81,6 +81,8 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
         key = key.strip()
         if not sep or not key:
             raise UserInputError(f"--grid expects dotted.key=V1,V2,..., got {item!r}")
+        if not text.strip():
+            raise UserInputError(f"--grid {key}: no values (give {key}=V1,V2,...)")
         texts = _split_values(text)
         if any(not t for t in texts):
             raise UserInputError(f"--grid {key}: empty value in {text!r} (give V1,V2,...)")
@@ -229,7 +231,7 @@ def _run_trial(params: dict, trials: list[Trial], name: str, device: str, thread
         raise
 
 
-def _ray_init(address: str | None, gpus: float) -> Any:
+def _ray_init(address: str | None) -> Any:
     # Set before Ray is imported: no usage report over the network, no Tune console tables, and a
     # Ctrl-C or SIGTERM that ends the sweep as it ends `spinlearn run` (Tune would catch it).
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
@@ -237,25 +239,33 @@ def _ray_init(address: str | None, gpus: float) -> Any:
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000000")
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not address or address.split(":")[0] in ("127.0.0.1", "localhost"):
+        # Ray's switch for single-machine instances: every service on 127.0.0.1, none reachable
+        # from another machine. Without it Ray binds this machine's network address, and rewrites
+        # a loopback --address to that address, where a cluster on loopback does not answer.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     try:
         import ray
     except ImportError:
         raise UserInputError(f"spinlearn sweep needs Ray Tune: {EXTRA}") from None
+    # A failed trial is reported once, in one line, by the sweep: not as Tune's logged traceback.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise UserInputError(f"cannot join the Ray cluster at {address}: {exc}") from None
         return ray, None
-    if gpus:
-        import torch
-
-        if torch.cuda.device_count() < gpus:
-            raise UserInputError(f"--gpus-per-trial {gpus:g}: this machine has no such GPU(s)")
     temp = tempfile.mkdtemp(prefix="spinlearn-ray-")  # short: Ray's socket paths must fit 107 bytes
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, _temp_dir=temp, **quiet)
+    ray.init(
+        address="local",
+        num_cpus=os.cpu_count(),
+        include_dashboard=False,
+        _temp_dir=temp,
+        **quiet,
+    )
     return ray, temp
 
 
@@ -328,7 +338,9 @@ def _scheduler(name: str | None, metric: str | None, mode: str, epochs: int) -> 
         raise UserInputError(f"--mode must be max or min, got {mode!r}")
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(metric=metric, mode=mode, max_t=max(epochs, 1), grace_period=1)
+    # max_t past the last epoch: ASHA stops every trial that reaches max_t, which at the last
+    # epoch's report would cut a run short of its summary.
+    return ASHAScheduler(metric=metric, mode=mode, max_t=epochs + 1, grace_period=1)
 
 
 def sweep(
@@ -398,7 +410,7 @@ def sweep(
     resources = {"cpu": float(cpus_per_trial), "gpu": float(gpus_per_trial)}
     results: dict[int, Any] = {}
     if todo:
-        ray, temp = _ray_init(address, gpus_per_trial)
+        ray, temp = _ray_init(address)
         try:
             _check_resources(ray, resources)
             with progress_bar(f"{experiment.name} sweep", len(trials), quiet) as advance:
