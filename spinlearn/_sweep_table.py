@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from spinlearn._sweep_trial import EARLY, FAILED, FINISHED, trial_status
 from spinlearn.io import write_json_atomic, write_text_atomic
 from spinlearn.plots import _pyplot, _save
 
@@ -28,8 +29,6 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _seed_outcome(trial: Any) -> tuple[str, dict[str, float], dict[str, float], str]:
     """(status, metrics, energy, error) of one trial, read from its run directory."""
-    from spinlearn.sweep import EARLY, FAILED, FINISHED, trial_status
-
     status = trial_status(trial)
     if status == "done":
         summary = _read_json(trial.out / FINISHED)

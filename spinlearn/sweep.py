@@ -16,7 +16,6 @@ ends, rather than in Tune's experiment state, which Tune snapshots only every so
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import logging
@@ -34,27 +33,15 @@ from typing import Any
 import yaml
 
 from spinlearn import config as config_mod
+from spinlearn._sweep_trial import EARLY, FAILED, FINISHED, Trial, record_ending, run_trial, trial_status
 from spinlearn.errors import UserInputError
-from spinlearn.io import write_json_atomic, write_text_atomic
+from spinlearn.io import write_text_atomic
 
 EXTRA = "pip install 'spinlearn[sweep]'"
 PLAN = "sweep.yaml"  # what was swept: compared on --resume
 TUNE_DIR = "_tune"  # Tune's own storage under OUT
 SCHEDULERS = ("asha",)
 MODES = ("max", "min")
-FINISHED, FAILED, EARLY = "summary.json", "error.json", "early_stopped.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class Trial:
-    """One (point, seed): the point's directory name, its grid values, the seed, its full config
-    and its run directory."""
-
-    point: str
-    values: dict[str, Any]
-    seed: int
-    config: Any
-    out: Path
 
 
 def _split_values(text: str) -> list[str]:
@@ -195,42 +182,6 @@ def _prepare(out: Path, text: str, trials: list[Trial], resume: bool) -> None:
     write_text_atomic(out / PLAN, text)
 
 
-def trial_status(trial: Trial) -> str:
-    """``done``, ``early_stopped``, ``failed`` or ``pending``, from the trial's run directory."""
-    for name, status in ((FINISHED, "done"), (EARLY, "early_stopped"), (FAILED, "failed")):
-        if (trial.out / name).exists():
-            return status
-    return "pending"
-
-
-def _run_trial(params: dict, trials: list[Trial], name: str, device: str, threads: int, resume: bool) -> None:
-    """Tune's function trainable: one (point, seed) through run_experiment, every epoch reported."""
-    import torch
-    from ray import tune
-
-    from spinlearn.experiments import get
-    from spinlearn.runner import run_experiment
-
-    trial = trials[params["trial"]]
-    torch.set_num_threads(threads)
-    (trial.out / FAILED).unlink(missing_ok=True)
-    try:
-        run_experiment(
-            get(name),
-            trial.config,
-            trial.out,
-            trial.seed,
-            1,
-            device,
-            quiet=True,
-            resume=resume and (trial.out / "config.yaml").exists(),
-            epoch_hook=lambda record: tune.report(dict(record)),
-        )
-    except Exception as exc:
-        write_json_atomic(trial.out / FAILED, {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
-        raise
-
-
 def _ray_init(address: str | None) -> Any:
     # Set before Ray is imported: no usage report over the network, no Tune console tables, and a
     # Ctrl-C or SIGTERM that ends the sweep as it ends `spinlearn run` (Tune would catch it).
@@ -261,7 +212,7 @@ def _ray_init(address: str | None) -> Any:
     temp = tempfile.mkdtemp(prefix="spinlearn-ray-")  # short: Ray's socket paths must fit 107 bytes
     ray.init(
         address="local",
-        num_cpus=os.cpu_count(),
+        num_cpus=len(os.sched_getaffinity(0)),  # the cores this process may use
         include_dashboard=False,
         _temp_dir=temp,
         **quiet,
@@ -290,7 +241,7 @@ def _fit(
             advance()
 
     trainable = tune.with_parameters(
-        _run_trial,
+        run_trial,
         trials=trials,
         name=experiment,
         device="cuda" if resources["gpu"] else "cpu",
@@ -421,27 +372,8 @@ def sweep(
             if temp:
                 shutil.rmtree(temp, ignore_errors=True)
     for index, result in results.items():
-        _record_ending(trials[index], result, tune_scheduler is not None)
+        record_ending(trials[index], result, tune_scheduler is not None)
     return _sweep_table.write(out, experiment, yaml_grid, trials, metric, time.perf_counter() - started)
-
-
-def _last_record(run_dir: Path) -> dict[str, Any]:
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    except OSError:
-        return {}
-    return json.loads(lines[-1]) if lines else {}
-
-
-def _record_ending(trial: Trial, result: Any, scheduled: bool) -> None:
-    """Mark a trial that ended without a summary: stopped early by the scheduler, or failed."""
-    if trial_status(trial) != "pending":
-        return
-    if result.error is None and scheduled:
-        write_json_atomic(trial.out / EARLY, {"last_epoch": _last_record(trial.out)})
-        return
-    error = str(result.error or "the trial ended without a result").strip().splitlines()
-    write_json_atomic(trial.out / FAILED, {"error": error[-1] if error else "unknown error"})
 
 
 class _CallableModule(types.ModuleType):
