@@ -17,6 +17,7 @@ PACKAGE = Path(spinlearn.__file__).parent
 #: training) sit below all of them.
 RANK = {"devices": 1, "hardware": 2, "learning": 3, "nn": 4, "experiments": 5, "runner": 6, "report": 6}
 RANK.update({"cli": 7, "__main__": 7})
+RANK.update({"sweep": 6, "_sweep_trial": 6, "_sweep_table": 6})  # sweeps run the runner
 
 EXPORTED = {
     "MTJ", "MTJParams", "SMTJ", "SMTJParams", "DomainWall", "DWParams", "TextureFilm", "TextureParams",
@@ -25,7 +26,7 @@ EXPORTED = {
     "NoiseConfig", "danp_step", "train_texture", "recall",
     "MTJActivation", "DWLinear", "DWConv2d", "Layers", "mlp",
     "Ledger", "EnergyConfig", "ConfigError", "DataError", "UserInputError", "TrainingDiverged",
-    "Checkpoint", "EXPERIMENTS", "get_experiment", "run_experiment",
+    "Checkpoint", "EXPERIMENTS", "get_experiment", "run_experiment", "sweep",
 }  # fmt: skip
 
 
