@@ -148,7 +148,10 @@ def _sweep_parser(sub) -> None:
     sweep.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs of one trial (default 1)")
     sweep.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs of one trial (>0: runs on CUDA)")
     sweep.add_argument("--scheduler", help="asha: stop poor trials early on --metric")
-    sweep.add_argument("--metric", help="epoch record key the scheduler ranks by, e.g. test_accuracy")
+    sweep.add_argument(
+        "--metric",
+        help="metric the table and plots lead with, and the scheduler ranks by (an epoch record key)",
+    )
     sweep.add_argument("--mode", default="max", help="max or min: which way --metric is better")
     sweep.add_argument(
         "--resume", action="store_true", help="keep finished trials in --out, continue the rest"

@@ -276,17 +276,18 @@ def _check_resources(ray: Any, resources: dict[str, float]) -> None:
             )
 
 
-def _scheduler(name: str | None, metric: str | None, mode: str, epochs: int) -> Any:
+def _check_scheduler(name: str | None, metric: str | None, mode: str) -> None:
     if name is None:
-        if metric is not None:
-            raise UserInputError("--metric is for a scheduler: give --scheduler asha with it")
-        return None
+        return
     if name not in SCHEDULERS:
         raise UserInputError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {name!r}")
     if not metric:
         raise UserInputError(f"--scheduler {name} needs --metric (an epoch record's key, e.g. test_accuracy)")
     if mode not in MODES:
         raise UserInputError(f"--mode must be max or min, got {mode!r}")
+
+
+def _asha(metric: str, mode: str, epochs: int) -> Any:
     from ray.tune.schedulers import ASHAScheduler
 
     # max_t past the last epoch: ASHA stops every trial that reaches max_t, which at the last
@@ -327,6 +328,7 @@ def sweep(
         cpus_per_trial, gpus_per_trial: Ray resources of one trial (GPUs: it runs on CUDA).
         scheduler: ``"asha"`` to stop poor trials early on ``metric`` (an epoch record's key,
             ``mode`` ``"max"`` or ``"min"``).
+        metric: also the metric the table and plots lead with (default: the experiment's target).
         resume: keep the finished trials in ``out``, continue unfinished ones from checkpoints.
         quiet: no progress bar.
 
@@ -353,8 +355,7 @@ def sweep(
         resolve_device("cuda")
     out = Path(out or f"runs/{experiment.name}-sweep")
     trials = plan(experiment, yaml_grid, out, seeds, seed, tree, overrides)
-    epochs = max(experiment.epochs_of(t.config) for t in trials)
-    tune_scheduler = _scheduler(scheduler, metric, mode, epochs)
+    _check_scheduler(scheduler, metric, mode)
     _prepare(out, _plan_text(experiment, trials), trials, resume)
     started = time.perf_counter()
     todo = [i for i, t in enumerate(trials) if trial_status(t) not in ("done", "early_stopped")]
@@ -364,6 +365,8 @@ def sweep(
         ray, temp = _ray_init(address)
         try:
             _check_resources(ray, resources)
+            epochs = max(experiment.epochs_of(t.config) for t in trials)
+            tune_scheduler = _asha(metric, mode, epochs) if scheduler else None
             with progress_bar(f"{experiment.name} sweep", len(trials), quiet) as advance:
                 advance(len(trials) - len(todo))
                 results = _fit(trials, todo, experiment.name, out, resources, tune_scheduler, resume, advance)
@@ -372,7 +375,7 @@ def sweep(
             if temp:
                 shutil.rmtree(temp, ignore_errors=True)
     for index, result in results.items():
-        record_ending(trials[index], result, tune_scheduler is not None)
+        record_ending(trials[index], result, scheduler is not None)
     return _sweep_table.write(out, experiment, yaml_grid, trials, metric, time.perf_counter() - started)
 
 
