@@ -234,11 +234,17 @@ def _fit(
     from ray import tune
 
     class Progress(tune.Callback):
+        def __init__(self, step: Callable[..., None]) -> None:
+            self.step = step
+
+        def __getstate__(self) -> dict:  # Tune pickles its run config (for a restore not used here)
+            return {"step": None}
+
         def on_trial_complete(self, iteration, trials, trial, **info):
-            advance()
+            self.step()
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            advance()
+            self.step()
 
     trainable = tune.with_parameters(
         run_trial,
@@ -260,7 +266,7 @@ def _fit(
             verbose=0,
             log_to_file=False,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-            callbacks=[Progress()],
+            callbacks=[Progress(advance)],
         ),
     )
     return {result.config["trial"]: result for result in tuner.fit()}
