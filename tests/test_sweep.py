@@ -153,6 +153,7 @@ def test_a_driver_killed_with_its_process_group_resumes_without_running_a_finish
         (["--grid", "device.variability=0", "--seeds", "0"], "--seeds must be >= 1"),
         (["--grid", "train.lr=0.1", "--scheduler", "asha"], "needs --metric"),
         ([], "nothing to sweep"),
+        (["--grid", "train.lr=0.1", "--resume"], "holds no sweep to resume"),
     ],
 )
 def test_a_bad_grid_is_one_line_and_exit_2_before_any_trial(tmp_path, capsys, args, message):
