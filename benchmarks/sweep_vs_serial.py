@@ -11,7 +11,6 @@ Runs are minutes long, so each side is timed once, not in alternating rounds.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from spinlearn import config
 from spinlearn.experiments import get
 from spinlearn.runner import run_experiment
-from spinlearn.sweep import sweep
+from spinlearn.sweep import sweep, usable_cpus
 
 VARIABILITY = (0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
@@ -70,6 +69,6 @@ def run(
         "points": len(values),
         "seeds": seeds,
         "overrides": overrides,
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpus": usable_cpus(),
         "threads_serial": torch.get_num_threads(),
     }

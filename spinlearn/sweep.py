@@ -182,6 +182,11 @@ def _prepare(out: Path, text: str, trials: list[Trial], resume: bool) -> None:
     write_text_atomic(out / PLAN, text)
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity, as ``taskset`` or a container sets it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _ray_init(address: str | None) -> Any:
     # Set before Ray is imported: no usage report over the network, no Tune console tables, and a
     # Ctrl-C or SIGTERM that ends the sweep as it ends `spinlearn run` (Tune would catch it).
@@ -212,7 +217,7 @@ def _ray_init(address: str | None) -> Any:
     temp = tempfile.mkdtemp(prefix="spinlearn-ray-")  # short: Ray's socket paths must fit 107 bytes
     ray.init(
         address="local",
-        num_cpus=len(os.sched_getaffinity(0)),  # the cores this process may use
+        num_cpus=usable_cpus(),
         include_dashboard=False,
         _temp_dir=temp,
         **quiet,
