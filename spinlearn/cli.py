@@ -138,7 +138,12 @@ def _sweep_parser(sub) -> None:
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per point (S .. S+N-1)")
     sweep.add_argument("--seed", type=int, default=0, help="first seed S")
     sweep.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fixed value"
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a value for every point (repeatable)",
     )
     sweep.add_argument("--config", help="YAML file of config sections and a grid: section (key: [values])")
     sweep.add_argument("--out", help="output directory (default runs/NAME-sweep)")
