@@ -115,7 +115,7 @@ def test_a_driver_killed_with_its_process_group_resumes_without_running_a_finish
     import spinlearn
 
     out = tmp_path / "sweep"
-    args = ["iris-tanh", "--grid", "train.lr=0.05,0.1", "--seeds", "2", "--set", "train.epochs=30"]
+    args = ["iris-tanh", "--grid", "train.lr=0.05,0.1", "--seeds", "2", "--set", "train.epochs=12"]
     driver = subprocess.Popen(
         [sys.executable, "-m", "spinlearn", "sweep", *args, "--out", str(out), "--quiet"],
         stdout=subprocess.DEVNULL,
@@ -133,7 +133,7 @@ def test_a_driver_killed_with_its_process_group_resumes_without_running_a_finish
         "iris-tanh",
         {"train.lr": [0.05, 0.1]},
         seeds=2,
-        overrides={"train.epochs": 30},
+        overrides={"train.epochs": 12},
         out=out,
         resume=True,
         quiet=True,
