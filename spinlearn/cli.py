@@ -128,40 +128,40 @@ def _sweep_parser(sub) -> None:
         help="run an experiment over a grid of config values x seeds on Ray Tune (local or a cluster)",
     )
     sweep.add_argument("name")
-    sweep.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2,...",
-        help="values of a config key to sweep, read as --set reads them (repeatable: the cross product)",
-    )
-    sweep.add_argument("--seeds", type=int, default=1, help="seeds per point (S .. S+N-1)")
-    sweep.add_argument("--seed", type=int, default=0, help="first seed S")
-    sweep.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a value for every point (repeatable)",
-    )
-    sweep.add_argument("--config", help="YAML file of config sections and a grid: section (key: [values])")
-    sweep.add_argument("--out", help="output directory (default runs/NAME-sweep)")
-    sweep.add_argument(
-        "--address", help="Ray cluster to join (default RAY_ADDRESS; none: a private local one)"
-    )
-    sweep.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs of one trial (default 1)")
-    sweep.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs of one trial (>0: runs on CUDA)")
-    sweep.add_argument("--scheduler", help="asha: stop poor trials early on --metric")
-    sweep.add_argument(
-        "--metric",
-        help="metric the table and plots lead with, and the scheduler ranks by (an epoch record key)",
-    )
-    sweep.add_argument("--mode", default="max", help="max or min: which way --metric is better")
-    sweep.add_argument(
-        "--resume", action="store_true", help="keep finished trials in --out, continue the rest"
-    )
-    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    for flag, dest, metavar, text in (
+        (
+            "--grid",
+            "grid",
+            "KEY=V1,V2,...",
+            "values to sweep, read as --set reads them (repeatable: all combined)",
+        ),
+        ("--set", "overrides", "KEY=VALUE", "a value for every point (repeatable)"),
+    ):
+        sweep.add_argument(flag, dest=dest, action="append", default=[], metavar=metavar, help=text)
+    for flag, kind, default, text in (
+        ("--seeds", int, 1, "seeds per point (S .. S+N-1)"),
+        ("--seed", int, 0, "first seed S"),
+        ("--cpus-per-trial", float, 1, "CPUs of one trial (default 1)"),
+        ("--gpus-per-trial", float, 0, "GPUs of one trial (>0: it runs on CUDA)"),
+        ("--mode", str, "max", "max or min: which way --metric is better"),
+    ):
+        sweep.add_argument(flag, type=kind, default=default, help=text)
+    for flag, text in (
+        ("--config", "YAML file of config sections and a grid: section (key: [values])"),
+        ("--out", "output directory (default runs/NAME-sweep)"),
+        ("--address", "Ray cluster to join (default RAY_ADDRESS; none: a private local one)"),
+        ("--scheduler", "asha: stop poor trials early on --metric"),
+        (
+            "--metric",
+            "metric the table and plots lead with, and the scheduler ranks by (an epoch record key)",
+        ),
+    ):
+        sweep.add_argument(flag, help=text)
+    for flag, text in (
+        ("--resume", "keep finished trials in --out, continue the rest"),
+        ("--quiet", "no progress bar"),
+    ):
+        sweep.add_argument(flag, action="store_true", help=text)
 
 
 def cmd_sweep(args) -> int:
