@@ -197,3 +197,42 @@ def test_grid_values_are_read_as_set_reads_them():
         "train.lr": [2e-6, 0.1],
         "model.activation": ["mtj", "tanh"],
     }
+
+
+def _trial_dir(tmp_path, point, seed, **files):
+    from spinlearn._sweep_trial import Trial
+
+    out = tmp_path / point / f"seed{seed}"
+    out.mkdir(parents=True)
+    for name, content in files.items():
+        (out / name.replace("_json", ".json")).write_text(json.dumps(content))
+    return Trial(point, {"train.lr": float(point)}, seed, None, out)
+
+
+def test_a_row_aggregates_its_seeds_and_counts_early_stopped_and_failed_trials(tmp_path):
+    from spinlearn import _sweep_table
+    from spinlearn.experiments import get
+
+    energy = {"train_j": 2.0, "calibration_j": 1.0, "train_mtj_read_j": 0.5}
+    done = [
+        _trial_dir(tmp_path, "0.1", s, summary_json={"per_seed": {"test_accuracy": [a]}, "energy": energy})
+        for s, a in ((0, 0.8), (1, 0.9), (2, 1.0))
+    ]
+    early = _trial_dir(
+        tmp_path, "0.2", 0, early_stopped_json={"last_epoch": {"seed": 0, "test_accuracy": 0.5}}
+    )
+    failed = _trial_dir(tmp_path, "0.2", 1, error_json={"error": "TrainingDiverged: at epoch 3"})
+    rows = _sweep_table.write(
+        tmp_path, get("iris-afd"), {"train.lr": [0.1, 0.2]}, [*done, early, failed], None, 1
+    )
+    ok, bad = rows
+    assert (ok["status"], ok["seeds"], ok["early_stopped"], ok["failed"]) == ("ok", 3, 0, 0)
+    assert ok["test_accuracy_mean"] == pytest.approx(0.9) and ok["test_accuracy_std"] == pytest.approx(0.1)
+    assert (ok["test_accuracy_min"], ok["test_accuracy_max"]) == (0.8, 1.0)
+    assert ok["energy_train_j"] == 2.0 and "energy_train_mtj_read_j" not in ok
+    assert (bad["status"], bad["seeds"], bad["early_stopped"], bad["failed"]) == ("failed", 0, 1, 1)
+    assert bad["error"] == "TrainingDiverged: at epoch 3" and bad["test_accuracy_mean"] == 0.5
+    assert [r["status"] for r in _rows(tmp_path)] == ["ok", "failed"]
+    assert (tmp_path / "sweep_train.lr.png").exists() and "| 0.1 | ok | 3 | 0.9 ± 0.1 |" in (
+        tmp_path / "sweep.md"
+    ).read_text()
