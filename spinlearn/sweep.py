@@ -4,7 +4,7 @@ Each trial runs exactly what ``spinlearn run NAME --seed S --seeds 1`` runs
 (:func:`spinlearn.runner.run_experiment`, same config) into ``OUT/<point>/seed<S>/``, so a point's
 metrics are those of ``spinlearn run`` with the same config and seeds. Without an address Ray starts
 a private instance on this machine (never a cluster an earlier ``ray start`` left recorded); with
-one (``address=`` or ``RAY_ADDRESS``) it joins that cluster. Ray is imported only here, on use.
+one (``address=`` or ``RAY_ADDRESS``) it joins that cluster. Ray is imported only by the sweep, on use.
 
 Resume: a trial is finished when its ``summary.json`` exists (written last, atomically), failed
 when it left ``error.json``, stopped early by the scheduler when it left ``early_stopped.json``.
