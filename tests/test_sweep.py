@@ -116,8 +116,11 @@ def test_a_driver_killed_with_its_process_group_resumes_without_running_a_finish
 
     out = tmp_path / "sweep"
     args = ["iris-tanh", "--grid", "train.lr=0.05,0.1", "--seeds", "2", "--set", "train.epochs=12"]
+    # The killed driver cannot remove its Ray temp dir: give it one of ours (short, for Ray's sockets).
+    temp = tempfile.mkdtemp(prefix="sl-kill-")
     driver = subprocess.Popen(
         [sys.executable, "-m", "spinlearn", "sweep", *args, "--out", str(out), "--quiet"],
+        env={**os.environ, "TMPDIR": temp},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -127,6 +130,7 @@ def test_a_driver_killed_with_its_process_group_resumes_without_running_a_finish
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
+        shutil.rmtree(temp, ignore_errors=True)
     finished = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in _finished(out)}
     assert 1 <= len(finished) < 4, "the kill must land between the first and the last trial"
     rows = spinlearn.sweep(
