@@ -9,7 +9,14 @@ import argparse
 import json
 import sys
 
-from benchmarks import afd_vs_torch, chip_vs_torch, danp_vs_bp, dw_sgld_vs_sgd, hopfield_n1000
+from benchmarks import (
+    afd_vs_torch,
+    chip_vs_torch,
+    danp_vs_bp,
+    dw_sgld_vs_sgd,
+    hopfield_n1000,
+    sweep_vs_serial,
+)
 
 BENCHMARKS = {
     "afd_vs_torch": afd_vs_torch.run,
@@ -17,6 +24,7 @@ BENCHMARKS = {
     "danp_vs_bp": danp_vs_bp.run,
     "dw_sgld_vs_sgd": dw_sgld_vs_sgd.run,
     "hopfield_n1000": hopfield_n1000.run,
+    "sweep_vs_serial": sweep_vs_serial.run,
 }
 
 

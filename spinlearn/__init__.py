@@ -63,6 +63,7 @@ _EXPORTS = {
     "EXPERIMENTS": "spinlearn.experiments",
     "get_experiment": "spinlearn.experiments",
     "run_experiment": "spinlearn.runner",
+    "sweep": "spinlearn.sweep",
 }
 _SUBPACKAGES = ("devices", "hardware", "learning", "nn", "experiments", "config", "energy", "data")
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from spinlearn._cli_devices import cmd_calibrate, cmd_fit, cmd_instrument
+from spinlearn._cli_sweep import cmd_sweep, sweep_parser
 from spinlearn._cliparts import (
     DEVICE_HELP,
     HelpFormatter,
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated experiments to run; the others' rows are kept from --out as they are",
     )
     rep.add_argument("--readme", metavar="FILE", help="also put the table between FILE's results markers")
+    sweep_parser(sub)
     return parser
 
 
@@ -373,6 +375,7 @@ COMMANDS = {
     "energy": cmd_energy,
     "evaluate": cmd_evaluate,
     "reproduce": cmd_reproduce,
+    "sweep": cmd_sweep,
 }
 
 
@@ -385,7 +388,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 #: Long commands: a signal ends them as Ctrl-C does.
-INTERRUPTIBLE = ("run", "calibrate", "reproduce", "evaluate")
+INTERRUPTIBLE = ("run", "calibrate", "reproduce", "evaluate", "sweep")
 
 
 @contextlib.contextmanager

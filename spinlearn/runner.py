@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +295,7 @@ def run_experiment(
     argv: list[str] | None = None,
     deterministic: bool = False,
     plot_formats: tuple[str, ...] = ("png",),
+    epoch_hook: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Run seeds ``seed .. seed + n_seeds - 1``, write the run directory, return the summary.
 
@@ -312,6 +313,9 @@ def run_experiment(
     runs torch's deterministic algorithms. ``OUT/run.yaml`` records the run (``argv``: the command
     line, when the run came from one; :mod:`spinlearn.provenance`), ``log_to`` names trackers
     (:mod:`spinlearn.tracking`), ``plot_formats`` the files each plot is written as.
+
+    ``epoch_hook``, when given, gets every epoch's record (with its ``seed``) once it is in
+    ``metrics.jsonl``; a sweep reports it to its scheduler, which may stop the run there.
     """
     check_backend(backend, resource)
     if n_seeds < 1:
@@ -342,6 +346,7 @@ def run_experiment(
             summary = _run_seeds(
                 experiment, config, config_text, out, seed, n_seeds, torch_device, quiet, trackers,
                 backend=backend, resource=resource, visa_library=visa_library, resume=resume,
+                epoch_hook=epoch_hook,
             )  # fmt: skip
             summary["run"] = provenance.finish(out, run)
             write_json_atomic(out / "summary.json", summary)
@@ -370,6 +375,7 @@ def _run_seeds(
     resource: str | None,
     visa_library: str,
     resume: bool,
+    epoch_hook: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """The seeds' training and the summary (written by the caller)."""
     started = time.perf_counter()
@@ -401,6 +407,8 @@ def _run_seeds(
                 write_records()
                 trackers.epoch(records[-1])
                 advance(record=records[-1])
+                if epoch_hook is not None:
+                    epoch_hook(records[-1])
 
             ctx = RunContext(
                 seed=s,
