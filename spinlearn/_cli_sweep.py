@@ -38,6 +38,7 @@ def sweep_parser(sub) -> None:
             "--metric",
             "metric the table and plots lead with, and the scheduler ranks by (an epoch record key)",
         ),
+        ("--log-to", "trackers every trial also logs to, comma-separated: tensorboard, mlflow"),
     ):
         sweep.add_argument(flag, help=text)
     for flag, text in (
@@ -69,6 +70,7 @@ def cmd_sweep(args) -> int:
         mode=args.mode,
         resume=args.resume,
         quiet=args.quiet,
+        log_to=args.log_to or (),
     )
     out = args.out or f"runs/{args.name}-sweep"
     print((Path(out) / "sweep.md").read_text(), end="")

@@ -34,7 +34,9 @@ def trial_status(trial: Trial) -> str:
     return "pending"
 
 
-def run_trial(params: dict, trials: list[Trial], name: str, device: str, threads: int, resume: bool) -> None:
+def run_trial(
+    params: dict, trials: list[Trial], name: str, device: str, threads: int, resume: bool, log_to: tuple = ()
+) -> None:
     """Tune's function trainable: one (point, seed) through run_experiment, every epoch reported."""
     import torch
     from ray import tune
@@ -56,6 +58,7 @@ def run_trial(params: dict, trials: list[Trial], name: str, device: str, threads
             quiet=True,
             resume=resume and (trial.out / "config.yaml").exists(),
             epoch_hook=lambda record: tune.report(dict(record)),
+            log_to=log_to,
         )
     except Exception as exc:
         write_json_atomic(trial.out / FAILED, {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})

@@ -36,6 +36,7 @@ from spinlearn import config as config_mod
 from spinlearn._sweep_trial import EARLY, FAILED, FINISHED, Trial, record_ending, run_trial, trial_status
 from spinlearn.errors import UserInputError
 from spinlearn.io import write_text_atomic
+from spinlearn.tracking import parse_log_to
 
 EXTRA = "pip install 'spinlearn[sweep]'"
 PLAN = "sweep.yaml"  # what was swept: compared on --resume
@@ -234,6 +235,7 @@ def _fit(
     scheduler: Any,
     resume: bool,
     advance: Callable[..., None],
+    log_to: tuple[str, ...] = (),
 ) -> dict[int, Any]:
     """Run the trials ``todo`` in one Tune grid search; Tune's result for each."""
     from ray import tune
@@ -258,6 +260,7 @@ def _fit(
         device="cuda" if resources["gpu"] else "cpu",
         threads=max(1, int(resources["cpu"])),
         resume=resume,
+        log_to=log_to,
     )
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
@@ -323,6 +326,7 @@ def sweep(
     mode: str = "max",
     resume: bool = False,
     quiet: bool = False,
+    log_to: str | tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Run experiment ``name`` at every point of ``grid`` (dotted key -> list of values; their cross
     product) for seeds ``seed .. seed + seeds - 1``, each (point, seed) one Ray Tune trial, and
@@ -342,6 +346,7 @@ def sweep(
         metric: also the metric the table and plots lead with (default: the experiment's target).
         resume: keep the finished trials in ``out``, continue unfinished ones from checkpoints.
         quiet: no progress bar.
+        log_to: trackers every trial also logs to (``"tensorboard,mlflow"``, as ``run --log-to``).
 
     Returns:
         One row per point (see :func:`spinlearn._sweep_table.rows`): the point's values, status,
@@ -367,6 +372,7 @@ def sweep(
     out = Path(out or f"runs/{experiment.name}-sweep")
     trials = plan(experiment, yaml_grid, out, seeds, seed, tree, overrides)
     _check_scheduler(scheduler, metric, mode)
+    trackers = parse_log_to(log_to)  # refused before Ray starts, like a bad grid
     _prepare(out, _plan_text(experiment, trials), trials, resume)
     started = time.perf_counter()
     todo = [i for i, t in enumerate(trials) if trial_status(t) not in ("done", "early_stopped")]
@@ -380,7 +386,9 @@ def sweep(
             tune_scheduler = _asha(metric, mode, epochs) if scheduler else None
             with progress_bar(f"{experiment.name} sweep", len(trials), quiet) as advance:
                 advance(len(trials) - len(todo))
-                results = _fit(trials, todo, experiment.name, out, resources, tune_scheduler, resume, advance)
+                results = _fit(
+                    trials, todo, experiment.name, out, resources, tune_scheduler, resume, advance, trackers
+                )
         finally:
             ray.shutdown()
             if temp:

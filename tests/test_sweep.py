@@ -83,7 +83,7 @@ def test_a_sweep_on_a_cluster_joined_by_address_gives_the_metrics_of_spinlearn_r
     spec = tmp_path / "sweep.yaml"
     spec.write_text("grid:\n  device.variability: [0, 0.1]\ntrain:\n  batch_size: 40\n")
     out = tmp_path / "sweep"
-    where = ["--address", address, "--out", str(out), "--quiet"]
+    where = ["--address", address, "--out", str(out), "--quiet", "--log-to", "tensorboard"]
     done = subprocess.run(
         [sys.executable, "-m", "spinlearn", "sweep", "iris-afd", "--config", str(spec), *TINY[:2], *where],
         env=env,
@@ -103,6 +103,7 @@ def test_a_sweep_on_a_cluster_joined_by_address_gives_the_metrics_of_spinlearn_r
     assert json.dumps(swept["metrics"]) == json.dumps(alone["metrics"])
     assert swept["energy"] == alone["energy"]
     assert (point / "metrics.jsonl").read_text() == (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert list((point / "tensorboard").glob("events.out.tfevents.*"))  # every trial logs its tracker
     recorded = json.loads((out / "sweep.json").read_text())
     assert recorded["rows"][1]["test_accuracy_mean"] == alone["metrics"]["test_accuracy"]
 
