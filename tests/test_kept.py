@@ -41,6 +41,13 @@ def _scores(stdout: str) -> dict[int, tuple[float, float]]:
                 ),
             ],
         ),
+        (  # noisy scores: every node's sMTJ noise must be drawn again as it was
+            "digits-danp",
+            [
+                *("--set", "train.epochs=2", "--set", "compare.np=false"),
+                *("--set", "compare.gaussian=false", "--set", "compare.bp=false"),
+            ],
+        ),
         (
             "mnist-dw-sgld",
             [

@@ -35,9 +35,11 @@ import torch
 
 from spinlearn import _user_data, data, plots
 from spinlearn._fields import Validated, param
+from spinlearn.checkpoint import Snapshot
 from spinlearn.config import batch_size_param, epochs_param
 from spinlearn.errors import ConfigError, DataError
 from spinlearn.experiments import mnist
+from spinlearn.experiments.common import restore_kept
 from spinlearn.experiments.mnist import MNISTData
 from spinlearn.experiments.registry import RunContext, SeedResult, Target, family, threshold
 from spinlearn.learning import danp
@@ -174,6 +176,8 @@ def run(cfg: DANPExperimentConfig, ctx: RunContext) -> SeedResult:
         state[f"{v.name}.net"] = v.net
         state.update({f"{v.name}.optimizer{k}": opt for k, opt in enumerate(v.optimizers)})
         state.update({f"{v.name}.noise{k}": src for k, src in enumerate(v.net.noise_sources)})
+    lead = variants[0]  # the DANP network: its test accuracy is the run's, its state is kept
+    snapshot = _noise_snapshot(lead, ctx)
     for epoch in ctx.checkpoint.epochs("train", cfg.train.epochs, state):
         order = torch.randperm(len(x), generator=ctx.cpu_generator).to(x.device)
         record: dict = {"epoch": epoch + 1}
@@ -184,6 +188,8 @@ def run(cfg: DANPExperimentConfig, ctx: RunContext) -> SeedResult:
                 index = order[start : start + batch]
                 losses.append(v.step(x[index], y[index]))
             prefix = "" if v.name == "danp" else f"{v.name}_"
+            if v is lead:
+                snapshot.take()  # what its noisy score below draws from
             record[f"{prefix}train_loss"] = float(np.mean(losses))
             record[f"{prefix}test_accuracy"] = danp.accuracy(v.net, x_test, y_test, noisy=not v.backprop)
             if not v.backprop:
@@ -192,7 +198,23 @@ def run(cfg: DANPExperimentConfig, ctx: RunContext) -> SeedResult:
         ctx.on_epoch(record)
     metrics = {k: v for k, v in history[-1].items() if k != "epoch"}
     trace = variants[0].net.noise_sources[0](400)[:, :3].T.cpu().numpy()  # 400 samples of 3 nodes
-    return SeedResult(metrics, history, {"noise_trace": trace, "noise_kind": cfg.device.kind})
+    artifacts = {"noise_trace": trace, "noise_kind": cfg.device.kind}
+    return SeedResult(metrics, history, artifacts, model=lead.net, model_context=snapshot.states)
+
+
+def _noise_snapshot(variant: Variant, ctx: RunContext) -> Snapshot:
+    """The noise sources of ``variant`` and the run generator they draw from."""
+    sources = {f"noise{k}": src for k, src in enumerate(variant.net.noise_sources)}
+    return Snapshot(generator=ctx.generator, **sources)
+
+
+def evaluate(cfg: DANPExperimentConfig, ctx: RunContext, saved: dict):
+    """The seed's DANP network rebuilt and restored; its noisy test accuracy (the authors' figure)."""
+    (x, y), (x_test, y_test) = load(cfg.data, ctx.seed, ctx.device)
+    classes = int(max(y.max(), y_test.max())) + 1
+    lead = _variants(cfg, [x.shape[1], *cfg.model.hidden, classes], ctx)[0]
+    restore_kept(lead.net, saved, _noise_snapshot(lead, ctx))
+    return lead.net, lambda: {"test_accuracy": danp.accuracy(lead.net, x_test, y_test, noisy=True)}
 
 
 def plot(results: list[SeedResult], cfg: DANPExperimentConfig, out: Path) -> list[Path]:
@@ -224,7 +246,7 @@ TUNED = {
 }
 QUICK_MNIST = {"data.train_subset": 5_000, "train.epochs": 1, "compare.gaussian": False}
 
-experiment = family(config_cls=DANPExperimentConfig, run=run, plot=plot)
+experiment = family(config_cls=DANPExperimentConfig, run=run, plot=plot, evaluate=evaluate)
 experiment(
     "mnist-danp",
     "MNIST 3x500, the authors' DANP configuration with their sMTJ noise; NP, Gaussian, BP beside",
