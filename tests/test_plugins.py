@@ -63,7 +63,7 @@ def test_a_module_in_the_current_directory_is_found_as_module_colon_name(tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("# xor-mtj: XOR of two noisy inputs")
-    assert "xor.spread = 0.3  # standard deviation of every cluster" in done.stdout
+    assert "xor:\n  spread: 0.3  # standard deviation of every cluster" in done.stdout
 
 
 BROKEN = "raise ImportError('needs numpy 1.x')\n"
