@@ -63,7 +63,8 @@ def test_a_module_in_the_current_directory_is_found_as_module_colon_name(tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("# xor-mtj: XOR of two noisy inputs")
-    assert "xor:\n  spread: 0.3  # standard deviation of every cluster" in done.stdout
+    assert "\nxor:\n" in done.stdout  # its own config section, as YAML
+    assert "\n  spread: 0.3  # standard deviation of every cluster\n" in done.stdout
 
 
 BROKEN = "raise ImportError('needs numpy 1.x')\n"
