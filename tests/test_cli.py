@@ -188,12 +188,12 @@ def test_reproduce_only_refreshes_some_rows_and_keeps_the_others(tmp_path):
     assert "not measured" in table.split("| iris-afd |")[1].splitlines()[0]
     assert readme.read_text() == f"intro\n<!-- results:begin -->\n{table}<!-- results:end -->\nrest\n"
     kept = (tmp_path / "r" / "hopfield-35" / "summary.json").stat().st_mtime_ns
-    done = spinlearn(*args, "--only", "iris-afd-2h")
+    done = spinlearn(*args, "--only", "afd-gradcheck")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "r" / "hopfield-35" / "summary.json").stat().st_mtime_ns == kept  # not run again
     table = (tmp_path / "r" / "table.md").read_text()
     assert "not measured" not in table.split("| hopfield-35 |")[1].splitlines()[0]
-    assert "not measured" not in table.split("| iris-afd-2h |")[1].splitlines()[0]
+    assert "not measured" not in table.split("| afd-gradcheck |")[1].splitlines()[0]
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,8 @@ def test_afd_run_counts_match_analytic_counts(tmp_path):
 
 
 def test_training_energy_scales_linearly_with_epochs(tmp_path):
-    long = run_summary(tmp_path / "a", "iris-afd", "--set", "train.epochs=100")["energy"]["train_j"]
-    short = run_summary(tmp_path / "b", "iris-afd", "--set", "train.epochs=50")["energy"]["train_j"]
+    long = run_summary(tmp_path / "a", "iris-afd", "--set", "train.epochs=20")["energy"]["train_j"]
+    short = run_summary(tmp_path / "b", "iris-afd", "--set", "train.epochs=10")["energy"]["train_j"]
     assert 1.9 <= long / short <= 2.1
 
 
