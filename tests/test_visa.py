@@ -418,7 +418,9 @@ def test_cli_exits_2_with_one_line_on_a_garbled_answer(tmp_path):
 SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143), "SIGHUP": (signal.SIGHUP, 129)}
 
 
-@pytest.mark.parametrize("name", list(SIGNALS))
+@pytest.mark.parametrize(  # SIGTERM in the default set; the other two take the same path (slow set)
+    "name", [pytest.param(n, marks=() if n == "SIGTERM" else pytest.mark.slow) for n in SIGNALS]
+)
 def test_a_signal_during_training_switches_the_output_off_and_resume_completes_the_run(tmp_path, name):
     """Ctrl-C, kill (SIGTERM: also timeout, SLURM's scancel, systemd) or a closed terminal (SIGHUP):
     the output goes off as the bench's last event, exit 128 + the signal, and --resume finishes."""
