@@ -35,9 +35,18 @@ def trial_status(trial: Trial) -> str:
 
 
 def run_trial(
-    params: dict, trials: list[Trial], name: str, device: str, threads: int, resume: bool, log_to: tuple = ()
+    params: dict,
+    trials: list[Trial],
+    name: str,
+    device: str,
+    threads: int,
+    resume: bool,
+    log_to: tuple = (),
+    report_epochs: bool = True,
 ) -> None:
-    """Tune's function trainable: one (point, seed) through run_experiment, every epoch reported."""
+    """Tune's function trainable: one (point, seed) through run_experiment. Every epoch is reported
+    when a scheduler ranks them (``report_epochs``); otherwise only the end is, since each report is a
+    round trip through Tune (measured: 79 s -> 66 s for 60 iris-afd trials of 60 epochs on 2 cores)."""
     import torch
     from ray import tune
 
@@ -46,6 +55,7 @@ def run_trial(
 
     trial = trials[params["trial"]]
     torch.set_num_threads(threads)
+    hook = (lambda record: tune.report(dict(record))) if report_epochs else None
     (trial.out / FAILED).unlink(missing_ok=True)
     try:
         run_experiment(
@@ -57,12 +67,14 @@ def run_trial(
             device,
             quiet=True,
             resume=resume and (trial.out / "config.yaml").exists(),
-            epoch_hook=lambda record: tune.report(dict(record)),
+            epoch_hook=hook,
             log_to=log_to,
         )
     except Exception as exc:
         write_json_atomic(trial.out / FAILED, {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
         raise
+    if not report_epochs:
+        tune.report(_last_record(trial.out))
 
 
 def _last_record(run_dir: Path) -> dict[str, Any]:

@@ -261,6 +261,7 @@ def _fit(
         threads=max(1, int(resources["cpu"])),
         resume=resume,
         log_to=log_to,
+        report_epochs=scheduler is not None,
     )
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
