@@ -59,7 +59,7 @@ _EXPORTS = {
     **dict.fromkeys(("ConfigError", "DataError", "UserInputError", "TrainingDiverged"), "spinlearn.errors"),
     "Checkpoint": "spinlearn.checkpoint",
     "track_energy": "spinlearn.energy_track",
-    "load_run": "spinlearn.kept",
+    "load_run": "spinlearn.experiments.kept",
     "EXPERIMENTS": "spinlearn.experiments",
     "get_experiment": "spinlearn.experiments",
     "run_experiment": "spinlearn.runner",

@@ -3,9 +3,10 @@
 ``OUT/config.yaml`` (written first), ``OUT/run.yaml`` (where the numbers came from:
 :mod:`spinlearn.provenance`), ``OUT/metrics.jsonl`` (one line per epoch per seed, rewritten
 after every epoch), ``OUT/checkpoints/seed<S>.pt`` (rewritten after every epoch; what ``--resume``
-continues from), ``OUT/models/seed<S>.pt`` (each finished seed's model, :mod:`spinlearn.kept`),
-``OUT/summary.json`` and the plots with their data (:mod:`spinlearn.plots`), all written
-atomically. A directory holding a finished run is refused unless the run overwrites or resumes it.
+continues from), ``OUT/models/seed<S>.pt`` (each finished seed's model,
+:mod:`spinlearn.experiments.kept`), ``OUT/summary.json`` and the plots with their data
+(:mod:`spinlearn.plots`), all written atomically. A directory holding a finished run is refused
+unless the run overwrites or resumes it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from spinlearn.config import dump_yaml, to_dict
 from spinlearn.energy import breakdown
 from spinlearn.errors import UserInputError
 from spinlearn.experiments.common import profile_calibration_range
+from spinlearn.experiments.kept import MODELS, save_model
 from spinlearn.experiments.registry import Experiment, RunContext, SeedResult
 from spinlearn.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
-from spinlearn.kept import MODELS, save_model
 from spinlearn.plots import energy_bars as energy_plot
 from spinlearn.tracking import Trackers
 

@@ -16,8 +16,8 @@ PACKAGE = Path(spinlearn.__file__).parent
 #: small support modules (config, data, io, errors, energy, plots, noise, metrics, checkpoint,
 #: training) sit below all of them.
 RANK = {"devices": 1, "hardware": 2, "learning": 3, "nn": 4, "experiments": 5, "runner": 6, "report": 6}
-RANK.update({"kept": 6, "cli": 7, "_cli_devices": 7, "_cli_sweep": 7, "__main__": 7})
-RANK.update({"sweep": 6, "_sweep_trial": 6, "_sweep_table": 6})  # sweeps run the runner
+RANK.update({"cli": 7, "__main__": 7})
+RANK.update({"sweep": 6})  # sweeps run the runner
 
 EXPORTED = {
     "MTJ", "MTJParams", "SMTJ", "SMTJParams", "DomainWall", "DWParams", "TextureFilm", "TextureParams",

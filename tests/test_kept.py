@@ -8,8 +8,8 @@ from cli_helpers import run_summary, spinlearn
 import spinlearn as sl
 from spinlearn.experiments import get
 from spinlearn.experiments.common import make_backend, mtj_mlp
+from spinlearn.experiments.kept import load_saved, model_path, save_model
 from spinlearn.experiments.registry import RunContext, SeedResult
-from spinlearn.kept import load_saved, model_path, save_model
 from spinlearn.nn import device_keys
 
 

@@ -205,7 +205,7 @@ def test_grid_values_are_read_as_set_reads_them():
 
 
 def _trial_dir(tmp_path, point, seed, **files):
-    from spinlearn._sweep_trial import Trial
+    from spinlearn.sweep.trial import Trial
 
     out = tmp_path / point / f"seed{seed}"
     out.mkdir(parents=True)
@@ -215,8 +215,8 @@ def _trial_dir(tmp_path, point, seed, **files):
 
 
 def test_a_row_aggregates_its_seeds_and_counts_early_stopped_and_failed_trials(tmp_path):
-    from spinlearn import _sweep_table
     from spinlearn.experiments import get
+    from spinlearn.sweep import table as sweep_table
 
     energy = {"train_j": 2.0, "calibration_j": 1.0, "train_mtj_read_j": 0.5}
     done = [
@@ -227,7 +227,7 @@ def test_a_row_aggregates_its_seeds_and_counts_early_stopped_and_failed_trials(t
         tmp_path, "0.2", 0, early_stopped_json={"last_epoch": {"seed": 0, "test_accuracy": 0.5}}
     )
     failed = _trial_dir(tmp_path, "0.2", 1, error_json={"error": "TrainingDiverged: at epoch 3"})
-    rows = _sweep_table.write(
+    rows = sweep_table.write(
         tmp_path, get("iris-afd"), {"train.lr": [0.1, 0.2]}, [*done, early, failed], None, 1
     )
     ok, bad = rows

@@ -155,7 +155,7 @@ def mtj_mlp(
 
 
 def restore_kept(model: nn.Module, saved: dict, snapshot: Snapshot) -> None:
-    """Put a kept seed back (:mod:`spinlearn.kept`): the model's state (its chip included) and the
+    """Put a kept seed back (:mod:`spinlearn.experiments.kept`): the model's state (its chip included) and the
     snapshot's objects (its backend, the run generator) as they stood before the final score."""
     model.load_state_dict(saved["model"])
     for name, obj in snapshot.objects.items():

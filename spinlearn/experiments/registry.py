@@ -93,8 +93,8 @@ class Experiment:
     epochs_of: Callable[[Any], int] = lambda cfg: cfg.train.epochs  # for the progress bar
     plot: Callable[[list[SeedResult], Any, Path], list[Path]] | None = None
     #: ``evaluate(config, ctx, saved)``: the seed's model rebuilt for ``ctx.seed`` with the state the
-    #: runner kept (:mod:`spinlearn.kept`), and a function scoring it on the test data of ``config``;
-    #: returns ``(model, score)``. None: the experiment keeps no model.
+    #: runner kept (:mod:`spinlearn.experiments.kept`), and a function scoring it on the test data of
+    #: ``config``; returns ``(model, score)``. None: the experiment keeps no model.
     evaluate: Callable[[Any, RunContext, dict], tuple[Any, Callable[[], dict[str, float]]]] | None = None
 
     def default_config(self) -> Any:

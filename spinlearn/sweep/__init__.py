@@ -33,9 +33,9 @@ from typing import Any
 import yaml
 
 from spinlearn import config as config_mod
-from spinlearn._sweep_trial import EARLY, FAILED, FINISHED, Trial, record_ending, run_trial, trial_status
 from spinlearn.errors import UserInputError
 from spinlearn.io import write_text_atomic
+from spinlearn.sweep.trial import EARLY, FAILED, FINISHED, Trial, record_ending, run_trial, trial_status
 from spinlearn.tracking import parse_log_to
 
 EXTRA = "pip install 'spinlearn[sweep]'"
@@ -350,15 +350,15 @@ def sweep(
         log_to: trackers every trial also logs to (``"tensorboard,mlflow"``, as ``run --log-to``).
 
     Returns:
-        One row per point (see :func:`spinlearn._sweep_table.rows`): the point's values, status,
+        One row per point (see :func:`spinlearn.sweep.table.rows`): the point's values, status,
         mean/std/min/max of every metric over its seeds, and energy totals.
 
     Raises:
         UserInputError: bad grid, key or value (before Ray starts), Ray missing, no such cluster.
     """
-    from spinlearn import _sweep_table
     from spinlearn.experiments import get
     from spinlearn.runner import progress_bar, resolve_device
+    from spinlearn.sweep import table as sweep_table
 
     experiment = get(name)
     if isinstance(config, str | Path):
@@ -396,7 +396,7 @@ def sweep(
                 shutil.rmtree(temp, ignore_errors=True)
     for index, result in results.items():
         record_ending(trials[index], result, scheduler is not None)
-    return _sweep_table.write(out, experiment, yaml_grid, trials, metric, time.perf_counter() - started)
+    return sweep_table.write(out, experiment, yaml_grid, trials, metric, time.perf_counter() - started)
 
 
 class _CallableModule(types.ModuleType):

@@ -11,9 +11,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from spinlearn._sweep_trial import EARLY, FAILED, FINISHED, trial_status
 from spinlearn.io import write_json_atomic, write_text_atomic
 from spinlearn.plots import _pyplot, _save
+from spinlearn.sweep.trial import EARLY, FAILED, FINISHED, trial_status
 
 #: The energy figures of a seed (``spinlearn.energy.summarise``) that a row carries, mean over seeds.
 ENERGY_TOTALS = ("train_j", "calibration_j", "inference_j", "digital_baseline_train_j")

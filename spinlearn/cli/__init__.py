@@ -11,8 +11,6 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
-from spinlearn._cli_devices import cmd_calibrate, cmd_fit, cmd_instrument
-from spinlearn._cli_sweep import cmd_sweep, sweep_parser
 from spinlearn._cliparts import (
     DEVICE_HELP,
     HelpFormatter,
@@ -21,6 +19,8 @@ from spinlearn._cliparts import (
     run_settings,
     version,
 )
+from spinlearn.cli.devices import cmd_calibrate, cmd_fit, cmd_instrument
+from spinlearn.cli.sweep import cmd_sweep, sweep_parser
 from spinlearn.errors import SpinlearnError, TrainingDiverged, UserInputError
 
 
@@ -326,7 +326,7 @@ def cmd_evaluate(args) -> int:
     import json
     from pathlib import Path
 
-    from spinlearn.kept import evaluate_run
+    from spinlearn.experiments.kept import evaluate_run
     from spinlearn.runner import progress_bar, resolve_device
 
     device = resolve_device(args.device)
