@@ -323,22 +323,15 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import json
-    from pathlib import Path
-
-    from spinlearn.experiments.kept import evaluate_run
+    from spinlearn.experiments.kept import evaluate_run, read_run
     from spinlearn.runner import progress_bar, resolve_device
 
     device = resolve_device(args.device)
-    summary_path = Path(args.run_dir) / "summary.json"
-    try:
-        per_seed = json.loads(summary_path.read_text()).get("per_seed", {})
-        seeds = json.loads(summary_path.read_text())["seeds"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserInputError(f"cannot read {summary_path}: {getattr(exc, 'strerror', None) or exc}") from None
-    with progress_bar("evaluate", len(seeds), args.quiet) as advance:
-        scores = evaluate_run(args.run_dir, args.overrides, device, advance)
-    recorded = dict(zip(seeds, per_seed.get("test_accuracy", []), strict=False))
+    run = read_run(args.run_dir, args.overrides)
+    summary = run[2]
+    with progress_bar("evaluate", len(summary["seeds"]), args.quiet) as advance:
+        scores = evaluate_run(args.run_dir, run, device, advance)
+    recorded = dict(zip(summary["seeds"], summary["per_seed"].get("test_accuracy", []), strict=False))
     for seed, metrics in scores.items():
         line = "  ".join(f"{name} {value:.6g}" for name, value in metrics.items())
         known = "" if args.overrides or seed not in recorded else f"  (summary.json: {recorded[seed]:.6g})"

@@ -54,7 +54,7 @@ def load_saved(out: Path, seed: int) -> dict[str, Any]:
     return saved
 
 
-def _run(run_dir: str | Path, overrides: list[str] = ()) -> tuple[Any, Any, dict[str, Any]]:
+def read_run(run_dir: str | Path, overrides: list[str] = ()) -> tuple[Any, Any, dict[str, Any]]:
     """The experiment, config (with ``overrides``) and summary of a finished run directory."""
     out = Path(run_dir)
     try:
@@ -82,7 +82,7 @@ def load_run(
 ) -> torch.nn.Module:
     """The trained model of ``seed`` (default: the run's first) from a run directory, its chip and
     backend restored: ``spinlearn.load_run("runs/iris-afd", seed=3)(x)``."""
-    experiment, cfg, summary = _run(run_dir)
+    experiment, cfg, summary = read_run(run_dir)
     seed = summary["seeds"][0] if seed is None else seed
     if seed not in summary["seeds"]:
         raise UserInputError(f"seed {seed} is not one of the run's seeds {summary['seeds']}")
@@ -94,12 +94,13 @@ def load_run(
 
 def evaluate_run(
     run_dir: str | Path,
-    overrides: list[str] = (),
+    run: tuple[Any, Any, dict[str, Any]],
     device: torch.device | str = "cpu",
     progress=lambda steps=1: None,
 ) -> dict[int, dict[str, float]]:
-    """Every kept seed's metrics, re-evaluated from its file (on other data with ``overrides``)."""
-    experiment, cfg, summary = _run(run_dir, overrides)
+    """Every kept seed's metrics, re-evaluated from its file; ``run`` is :func:`read_run`'s answer
+    for ``run_dir`` (its config may carry overrides: other data)."""
+    experiment, cfg, summary = run
     out: dict[int, dict[str, float]] = {}
     for seed in summary["seeds"]:
         saved = load_saved(Path(run_dir), seed)
