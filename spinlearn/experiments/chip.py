@@ -8,6 +8,10 @@ transposed read; the update is sent as pulses. The same network in float with ta
 backprop, runs beside it on the same data, initial weights and minibatch order
 (``float_test_accuracy``). Energy: every MTJ read and every programming pulse is booked.
 
+A third network, the same chip with the same initial weights and devices, learns with no
+derivative at all: node perturbation from one stochastic MTJ per unit, sent as DW pulses
+(:mod:`spinlearn.experiments.chip_perturbation`, section ``perturbation``; metrics ``danp_chip_*``).
+
 Experiments (built on the domain-wall study's runner, :mod:`spinlearn.experiments.dw`, with
 ``model.activation=mtj``):
 
@@ -19,8 +23,10 @@ Experiments (built on the domain-wall study's runner, :mod:`spinlearn.experiment
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
-from spinlearn.experiments import dw
+from spinlearn.experiments import chip_perturbation, dw
+from spinlearn.experiments.chip_perturbation import PerturbationConfig
 from spinlearn.experiments.dw_config import (
     COLD,
     CompareConfig,
@@ -30,41 +36,65 @@ from spinlearn.experiments.dw_config import (
     DWTrainConfig,
 )
 from spinlearn.experiments.registry import RunContext, SeedResult, family, threshold
+from spinlearn.learning.danp_noise import NoiseConfig
 from spinlearn.learning.sgld import SGLDConfig
 
 
-def run(cfg: DWConfig, ctx: RunContext) -> SeedResult:
+@dataclass(frozen=True)
+class ChipConfig(DWConfig):
+    """The DW study's sections, and the node-perturbation chip's schedule and noise."""
+
+    perturbation: PerturbationConfig = dataclasses.field(default_factory=PerturbationConfig)
+    noise: NoiseConfig = dataclasses.field(default_factory=NoiseConfig)  # one sMTJ per unit
+
+
+def run(cfg: ChipConfig, ctx: RunContext) -> SeedResult:
     result = dw.run_compare(cfg, ctx)
     m = result.metrics
     m["float_test_accuracy"] = m["accuracy_sgd"]
     m["chip_minus_float"] = m["test_accuracy"] - m["accuracy_sgd"]
+    if cfg.perturbation.enabled:
+        d, shape = dw.load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
+        metrics, history = chip_perturbation.train(cfg, ctx, d, shape)
+        m.update(metrics)
+        result.artifacts["histories"]["node perturbation (DW pulses)"] = [history]
     return result
 
 
-def _chip(hidden: tuple[int, ...], data: DWData, train: DWTrainConfig, temperature: float = COLD) -> DWConfig:
+def _chip(
+    hidden: tuple[int, ...], data: DWData, train: DWTrainConfig, temperature: float = COLD, **sections
+) -> ChipConfig:
     return dataclasses.replace(
-        DWConfig(),
+        ChipConfig(),
         model=DWModelConfig(hidden=hidden, activation="mtj"),
         compare=CompareConfig(float_sgld=False, sgd=True),
         data=data,
         train=train,
         sgld=SGLDConfig(temperature=temperature),
+        **sections,
     )
 
 
 experiment = family(
-    config_cls=DWConfig, run=run, plot=dw.plot_compare, evaluate=dw.evaluate, epochs_of=dw.compare_epochs
+    config_cls=ChipConfig,
+    run=run,
+    plot=dw.plot_compare,
+    evaluate=dw.evaluate,
+    epochs_of=lambda cfg: dw.compare_epochs(cfg) + chip_perturbation.epochs(cfg),
 )
 experiment(
     "iris-chip",
     "Iris on one chip: DW-pair synapses, 16 MTJ neurons, DW-SGLD pulses + AFD slopes; float tanh beside",
     base_config=lambda: _chip(
-        (16,), DWData(dataset="iris", eval_subset=0), DWTrainConfig(epochs=60, batch_size=8)
+        (16,),
+        DWData(dataset="iris", eval_subset=0),
+        DWTrainConfig(epochs=60, batch_size=8),
+        perturbation=PerturbationConfig(epochs=40, batch_size=8, lr=0.01),
     ),
     targets=(threshold("test_accuracy_mean", 0.93, "the AFD paper's device-in-the-loop Iris figure"),),
     seeds=10,
     quick_seeds=3,
-    quick={"train.epochs": 20},
+    quick={"train.epochs": 20, "perturbation.epochs": 15},
 )
 experiment(
     "mnist-chip",
