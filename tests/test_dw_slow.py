@@ -6,9 +6,13 @@ from cli_helpers import run_summary
 pytestmark = pytest.mark.slow
 
 
+def _metrics(tmp_path_factory, name: str) -> dict:
+    return run_summary(tmp_path_factory.mktemp(name), name)["metrics"]
+
+
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory):
-    return run_summary(tmp_path_factory.mktemp("mlp"), "mnist-dw-sgld")["metrics"]
+    return _metrics(tmp_path_factory, "mnist-dw-sgld")
 
 
 def test_mlp_dw_sgld_learns_mnist_like_float_sgld(mlp):
@@ -41,7 +45,7 @@ def test_six_bit_updates_reach_float_sgld_and_two_bits_do_not(tmp_path):
 
 @pytest.fixture(scope="module")
 def resnet(tmp_path_factory):
-    return run_summary(tmp_path_factory.mktemp("resnet"), "mnist-dw-resnet18")["metrics"]
+    return _metrics(tmp_path_factory, "mnist-dw-resnet18")
 
 
 def test_resnet18_dw_sgld_matches_float_sgld(resnet):
