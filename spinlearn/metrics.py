@@ -1,4 +1,5 @@
-"""Scores of predicted class probabilities: likelihood and calibration (NLL, ECE, confidence gap).
+"""Scores of predicted class probabilities: likelihood and calibration (NLL, Brier, ECE, confidence
+gap), and how well predictive entropy separates inputs no class fits (:func:`entropy_auroc`).
 
 The DW-SGLD experiments report them for the final weights, for one posterior sample and for the
 posterior average; :func:`ece_gap` puts a bootstrap interval on the difference that averaging makes.
@@ -20,6 +21,35 @@ def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean negative log-likelihood of ``labels`` under ``probs`` (nats)."""
     picked = probs.gather(1, labels[:, None]).squeeze(1).clamp_min(1e-12)
     return float(-picked.log().mean())
+
+
+def brier(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Multi-class Brier score: ``mean_i sum_c (p_ic - [c = y_i])^2``, between 0 (certain and right)
+    and 2 (certain and wrong). A proper scoring rule like NLL, but bounded: one confident mistake
+    costs at most 2, where its NLL grows without limit."""
+    onehot = torch.nn.functional.one_hot(labels, probs.shape[-1]).to(probs.dtype)
+    return float((probs - onehot).square().sum(-1).mean())
+
+
+def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Entropy ``-sum_c p_c ln p_c`` of each row of class probabilities (nats; 0 for a certain
+    prediction, ``ln C`` for a uniform one), computed in float64 so that confident rows stay apart."""
+    p = probs.double()
+    return -(p * p.clamp_min(1e-300).log()).sum(-1)
+
+
+def entropy_auroc(probs_in: torch.Tensor, probs_out: torch.Tensor) -> float:
+    """AUROC of predictive entropy as a detector of out-of-distribution inputs: the probability that
+    an input of ``probs_out`` has a higher entropy than one of ``probs_in``, ties counting one half
+    (``sklearn.metrics.roc_auc_score``). 0.5 is chance, 1 a perfect separation; NaN when either set
+    is empty."""
+    if not len(probs_in) or not len(probs_out):
+        return float("nan")
+    from sklearn.metrics import roc_auc_score  # imported here: seconds of start-up
+
+    scores = torch.cat((predictive_entropy(probs_in), predictive_entropy(probs_out))).cpu().numpy()
+    truth = [0] * len(probs_in) + [1] * len(probs_out)
+    return float(roc_auc_score(truth, scores))
 
 
 def _excess_and_bin(

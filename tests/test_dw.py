@@ -457,6 +457,7 @@ def test_cifar_resnet_path_runs_on_generated_batches(tmp_path):
         "cifar10-dw-resnet18",
         *("--set", f"data.dir={directory}", "--set", "model.width=0.0625", "--set", "train.epochs=1"),
         *("--set", "train.batch_size=20", "--set", "posterior.samples=2", "--set", "compare.sgd=true"),
+        *("--set", "ood.size=16", "--set", "ood.held_out=false"),  # the held-out path: test_dw_ood
     )
     m = summary["metrics"]
     assert 0 <= m["test_accuracy_mean"] <= 1 and m["pulses_mean"] > 0
@@ -472,6 +473,11 @@ def test_cifar_resnet_path_runs_on_generated_batches(tmp_path):
         "accuracy_sgd_mean",
         "ece_sgd_single_mean",
         "confidence_gap_sgd_posterior_mean",
+        "brier_posterior_mean",
+        "nll_sgd_mean",
+        "ood_auroc_shapes_posterior_mean",
+        "ood_auroc_rotated_sgd_mean",
+        "ood_auroc_posterior_minus_sgd_mean",
     } <= set(m)
     assert (
         math.isfinite(m["ece_gap"]) and m["ece_gap_low"] <= m["ece_gap_high"]

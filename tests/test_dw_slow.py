@@ -6,10 +6,35 @@ from cli_helpers import run_summary
 pytestmark = pytest.mark.slow
 
 
-def test_mlp_dw_sgld_learns_mnist_like_float_sgld(tmp_path):
-    m = run_summary(tmp_path, "mnist-dw-sgld")["metrics"]
-    assert m["test_accuracy_mean"] >= 0.97
-    assert abs(m["test_accuracy_mean"] - m["accuracy_float_sgld_mean"]) <= 0.005
+def _metrics(tmp_path_factory, name: str) -> dict:
+    return run_summary(tmp_path_factory.mktemp(name), name)["metrics"]
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    return _metrics(tmp_path_factory, "mnist-dw-sgld")
+
+
+def test_mlp_dw_sgld_learns_mnist_like_float_sgld(mlp):
+    assert mlp["test_accuracy_mean"] >= 0.97
+    assert abs(mlp["test_accuracy_mean"] - mlp["accuracy_float_sgld_mean"]) <= 0.005
+
+
+def test_mlp_posterior_beats_one_sample_on_nll_and_on_every_ood_kind(mlp):
+    assert mlp["nll_posterior_minus_single_mean"] <= 0
+    assert mlp["ood_auroc_posterior_minus_single_mean"] >= 0
+
+
+@pytest.mark.xfail(
+    reason="measured 2026-12-06, seeds 0-2: posterior minus SGD least AUROC margin -0.050, -0.015, "
+    "-0.006 (noise 0.972 vs 0.993, shapes 0.955 vs 0.963, rotated 0.925 vs 0.930, class 0.948 vs 0.950, "
+    "means). Averaging gains at most 0.0034 AUROC and 0.0022 NLL, while SGD's point estimate is the better "
+    "one (NLL 0.071 vs 0.077). A warm chain (T = 1, seed 0) gains more by averaging (NLL -0.014, AUROC "
+    "+0.009 to +0.047) but loses more per sample (accuracy 0.964, margin -0.176). Issue 28",
+    strict=False,
+)
+def test_mlp_posterior_detects_inputs_no_class_fits_better_than_sgd(mlp):
+    assert mlp["ood_auroc_posterior_minus_sgd_mean"] >= 0
 
 
 def test_six_bit_updates_reach_float_sgld_and_two_bits_do_not(tmp_path):
@@ -20,22 +45,10 @@ def test_six_bit_updates_reach_float_sgld_and_two_bits_do_not(tmp_path):
 
 @pytest.fixture(scope="module")
 def resnet(tmp_path_factory):
-    return run_summary(tmp_path_factory.mktemp("resnet"), "mnist-dw-resnet18")["metrics"]
+    return _metrics(tmp_path_factory, "mnist-dw-resnet18")
 
 
 def test_resnet18_dw_sgld_matches_float_sgld(resnet):
     assert resnet["test_accuracy_mean"] >= 0.98
     assert abs(resnet["test_accuracy_mean"] - resnet["accuracy_float_sgld_mean"]) <= 0.005
     assert resnet["nll_posterior_mean"] <= resnet["nll_single_mean"]
-
-
-@pytest.mark.xfail(
-    reason="measured 2026-11-24 (fused update): ECE 0.0063 posterior vs 0.0050 one sample, gap +0.0012 "
-    "with a 95 % bootstrap interval [-0.0005, +0.0021]. After the 2-epoch budget the samples are "
-    "underconfident (confidence minus accuracy -0.0040; plain SGD on the same schedule -0.0010 to -0.0030), "
-    "and averaging can only lower confidence (-0.0056). At 12 epochs one sample is calibrated to 0.0002 "
-    "and averaging still raises ECE (README). Issue 5, open",
-    strict=False,
-)
-def test_resnet18_posterior_average_is_better_calibrated_than_one_sample(resnet):
-    assert resnet["ece_posterior_mean"] <= resnet["ece_single_mean"]

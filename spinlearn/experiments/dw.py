@@ -7,26 +7,31 @@ Every experiment trains its variants on the same data, initial weights and minib
 * ``dw``: DW-SGLD (:class:`spinlearn.learning.sgld.DWSGLD`): every weight a domain-wall pair,
   programmed by push-pull pulses at ``sgld.bits``; the Langevin noise is the walls' motion;
 * ``float_sgld``: floating-point SGLD with software noise, same lr, temperature and schedule;
-* ``sgd``: plain SGD at the same lr (``compare.sgd``).
+* ``sgd``: plain SGD at the same lr (``compare.sgd``; on in mnist-dw-sgld and mnist-dw-resnet18).
 
 Experiments:
 
 * ``mnist-dw-sgld``: an MLP (784 -> 256 -> 256 -> 10, ReLU) on MNIST.
 * ``dw-bits-sweep``: that MLP with DW-SGLD at each of ``sweep.bits`` and float SGLD.
 * ``mnist-dw-resnet18``: ResNet-18 (CIFAR variant) at width 0.25 on a MNIST subset: DW-SGLD at 6
-  bits and float SGLD, with posterior averaging, NLL and ECE.
+  bits, float SGLD and SGD, with posterior averaging and its uncertainty scores.
 * ``cifar10-dw-resnet18``: full-width ResNet-18 on CIFAR-10 from ``data.dir`` (for a GPU).
 
-Accuracy, NLL, ECE and the confidence gap (mean confidence minus accuracy, negative when
-underconfident; :func:`~spinlearn.metrics.confidence_gap`) are reported for the final
+Accuracy, NLL, Brier score, ECE and the confidence gap (mean confidence minus accuracy, negative
+when underconfident; :func:`~spinlearn.metrics.confidence_gap`) are reported for the final
 weights (``test_accuracy``, ``*_final``), for one posterior sample (``*_single``: each of the
 ``posterior.samples`` thinned samples of the chain's last part scored alone, then averaged: what a
 chip holding one sample delivers) and for the posterior average of the samples' predictions
-(``*_posterior``). ``ece_gap`` is the DW posterior's ECE minus one sample's, with a 95 %
-paired-bootstrap interval over the test examples (``ece_gap_low``, ``ece_gap_high``;
-:func:`~spinlearn.metrics.ece_gap`). Averaging can only lower confidence, so it tends to
-improve the ECE of overconfident samples and to worsen that of underconfident ones: the confidence
-gap says which case a run is in.
+(``*_posterior``); a baseline's as ``nll_sgd`` (final weights) and ``nll_sgd_posterior`` (its
+samples averaged). ``ood_auroc_<kind>_*``: how well predictive entropy tells the test set from
+inputs no class fits (:mod:`spinlearn.experiments.ood`: noise, shapes, rotated, class);
+``ood_auroc_posterior_minus_sgd`` and ``_minus_single`` are the posterior's least margin over the
+kinds, ``nll_posterior_minus_single`` its NLL less one sample's: what the targets check.
+``ece_gap`` is the DW posterior's ECE minus one sample's, with a 95 % paired-bootstrap interval
+over the test examples (``ece_gap_low``, ``ece_gap_high``; :func:`~spinlearn.metrics.ece_gap`).
+Averaging can only lower confidence, so it tends to improve the ECE of overconfident samples and to
+worsen that of underconfident ones: the confidence gap says which case a run is in, and why ECE is
+no target.
 """
 
 from __future__ import annotations
@@ -45,11 +50,12 @@ from spinlearn import data, plots
 from spinlearn.checkpoint import Snapshot
 from spinlearn.energy import Ledger, summarise
 from spinlearn.errors import ConfigError, DataError, TrainingDiverged
-from spinlearn.experiments import mnist
+from spinlearn.experiments import mnist, ood
 from spinlearn.experiments.common import make_backend, restore_kept
 from spinlearn.experiments.dw_config import (
     CLASSES,
     PAPER,
+    CompareConfig,
     DWConfig,
     DWData,
     DWModelConfig,
@@ -61,7 +67,7 @@ from spinlearn.experiments.mnist import Tensors
 from spinlearn.experiments.registry import RunContext, SeedResult, family, threshold
 from spinlearn.hardware.dw_synapses import DWSynapses
 from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig
-from spinlearn.metrics import confidence_gap, ece, ece_gap, nll, softmax_outputs
+from spinlearn.metrics import brier, confidence_gap, ece, ece_gap, nll, softmax_outputs
 from spinlearn.nn.dw import Layers
 from spinlearn.nn.mtj_activation import MTJActivation
 from spinlearn.nn.resnet import mlp, resnet18
@@ -160,12 +166,22 @@ class Trained:
     model: nn.Module
     snapshot: dict  # the devices' generators before ``final`` was scored (their read noise)
     ledger: Ledger
+    probe_final: torch.Tensor | None = None  # ``final`` and ``samples`` on the out-of-distribution probes
+    probe_samples: torch.Tensor | None = None
 
 
 def train_variant(
-    name: str, kind: str, cfg: DWConfig, ctx: RunContext, d: Tensors, shape, sgld: SGLDConfig | None = None
+    name: str,
+    kind: str,
+    cfg: DWConfig,
+    ctx: RunContext,
+    d: Tensors,
+    shape,
+    sgld: SGLDConfig | None = None,
+    probes: torch.Tensor | None = None,
 ) -> Trained:
-    """Train one variant (``kind``: dw, float_sgld or sgd) and score it on the test set."""
+    """Train one variant (``kind``: dw, float_sgld or sgd) and score it on the test set, then on
+    ``probes`` (out-of-distribution inputs) when given."""
     sgld = sgld or cfg.sgld
     x, y = d.train
     n = len(x)
@@ -222,7 +238,11 @@ def train_variant(
     final = softmax_outputs(model, d.test[0])
     samples = posterior.sample_outputs(model, d.test[0])
     busy = clock["busy_s"] / max(total, 1)
-    return Trained(history, final, samples, optimizer, busy, model, snapshot.states, ledger)
+    trained = Trained(history, final, samples, optimizer, busy, model, snapshot.states, ledger)
+    if probes is not None:  # after the test set, whose scores then draw the read noise they always did
+        trained.probe_final = softmax_outputs(model, probes)
+        trained.probe_samples = posterior.sample_outputs(model, probes)
+    return trained
 
 
 def evaluate(cfg: DWConfig, ctx: RunContext, saved: dict):
@@ -251,15 +271,22 @@ def _generators(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str,
 
 
 def scores(t: Trained, labels: torch.Tensor) -> dict[str, float]:
-    """Accuracy, NLL, ECE and confidence gap (mean confidence minus accuracy) of the final weights,
-    of one posterior sample (mean over the samples) and of the posterior average."""
+    """Accuracy, NLL, Brier score, ECE and confidence gap (mean confidence minus accuracy) of the
+    final weights, of one posterior sample (mean over the samples) and of the posterior average."""
 
     def acc(p: torch.Tensor, y: torch.Tensor) -> float:
         return float((p.argmax(1) == y).float().mean())
 
     posterior = t.samples.mean(0)
     out = {}
-    for name, score in (("accuracy", acc), ("nll", nll), ("ece", ece), ("confidence_gap", confidence_gap)):
+    named = (
+        ("accuracy", acc),
+        ("nll", nll),
+        ("brier", brier),
+        ("ece", ece),
+        ("confidence_gap", confidence_gap),
+    )
+    for name, score in named:
         out[f"{name}_final"] = score(t.final, labels)
         out[f"{name}_single"] = sum(score(p, labels) for p in t.samples) / len(t.samples)
         out[f"{name}_posterior"] = score(posterior, labels)
@@ -275,27 +302,45 @@ def _dw_figures(opt: DWSGLD, steps: int) -> dict[str, float]:
     }
 
 
+def _held_out(cfg: DWConfig, ctx: RunContext, d: Tensors, shape, k: int) -> dict[str, float]:
+    """Class ``k``'s AUROCs from DW-SGLD (and SGD) trained without it (see ood's docstring)."""
+    without = ood.without_class(d, k)
+    metrics = {"held_out_class": float(k)}
+    for kind in ("dw", "sgd")[: 1 + cfg.compare.sgd]:
+        t = train_variant(f"{kind}_without_class_{k}", kind, cfg, ctx, without, shape)
+        views = ood.held_out_aurocs(t.final, t.samples, d.test[1], k)
+        metrics.update(ood.named({ood.HELD_OUT: views}, "" if kind == "dw" else kind))
+    return metrics
+
+
 def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
     """DW-SGLD beside float SGLD (and SGD): mnist-dw-sgld, mnist-dw-resnet18, cifar10-dw-resnet18."""
     d, shape = load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
     labels = d.test[1]
-    dw = train_variant("dw", "dw", cfg, ctx, d, shape)
+    held_out = ood.held_out_class(cfg.ood.held_out_class, ctx.seed, d.classes) if cfg.ood.held_out else None
+    probes = ood.probes(d, shape, cfg.ood.size, ctx.seed)
+    dw = train_variant("dw", "dw", cfg, ctx, d, shape, probes=probes.inputs)
     s = scores(dw, labels)
     steps = len(dw.history) * math.ceil(len(d.train[0]) / cfg.train.batch_size)
     metrics = {"test_accuracy": s["accuracy_final"], **{k: v for k, v in s.items() if k != "accuracy_final"}}
     gap = ece_gap(dw.samples, labels, generator=torch.Generator().manual_seed(ctx.seed))
     metrics.update(zip(("ece_gap", "ece_gap_low", "ece_gap_high"), gap, strict=True))
     metrics.update(_dw_figures(dw.optimizer, steps))
+    generated = ood.generated_aurocs(dw.final, dw.samples, dw.probe_final, dw.probe_samples, probes)
+    metrics.update(ood.named(generated))
     timings = {"dw_seconds_per_step": dw.seconds_per_step}
     histories = {f"DW-SGLD ({cfg.sgld.bits} bit)": [dw.history]}
     reliability = {"DW one sample": dw.samples[-1], "DW posterior average": dw.samples.mean(0)}
     for kind, enabled in (("float_sgld", cfg.compare.float_sgld), ("sgd", cfg.compare.sgd)):
         if not enabled:
             continue
-        t = train_variant(kind, kind, cfg, ctx, d, shape)
+        t = train_variant(kind, kind, cfg, ctx, d, shape, probes=probes.inputs)
         other = scores(t, labels)
-        metrics[f"accuracy_{kind}"] = other["accuracy_final"]
-        metrics[f"accuracy_{kind}_posterior"] = other["accuracy_posterior"]
+        for score in ("accuracy", "nll", "brier"):
+            metrics[f"{score}_{kind}"] = other[f"{score}_final"]
+            metrics[f"{score}_{kind}_posterior"] = other[f"{score}_posterior"]
+        generated = ood.generated_aurocs(t.final, t.samples, t.probe_final, t.probe_samples, probes)
+        metrics.update(ood.named(generated, kind))
         timings[f"{kind}_seconds_per_step"] = t.seconds_per_step
         for score in ("ece", "confidence_gap"):
             for way in ("single", "posterior"):
@@ -303,6 +348,9 @@ def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
         if kind == "float_sgld":
             reliability["float SGLD posterior average"] = t.samples.mean(0)
         histories["float SGLD" if kind == "float_sgld" else "SGD"] = [t.history]
+    if held_out is not None:
+        metrics.update(_held_out(cfg, ctx, d, shape, held_out))
+    metrics.update(ood.margins(metrics, [*probes.kinds, *[ood.HELD_OUT] * cfg.ood.held_out]))
     artifacts = {
         "histories": histories,
         "reliability": {k: v.cpu().numpy() for k, v in reliability.items()},
@@ -376,6 +424,16 @@ def compare_epochs(cfg: DWConfig) -> int:
     return cfg.train.epochs * (1 + cfg.compare.float_sgld + cfg.compare.sgd)
 
 
+#: What a posterior is for (issue 28): telling inputs no class fits better than one sample and than
+#: SGD (the least margin over the OOD kinds; a tie, e.g. both at AUROC 1, counts), and a likelihood
+#: no worse than one sample's. Not its ECE: averaging lowers confidence, which worsens the ECE of
+#: underconfident samples (metrics.confidence_gap).
+POSTERIOR_TARGETS = (
+    threshold("ood_auroc_posterior_minus_sgd_mean", 0.0, "posterior OOD AUROC above SGD's, every kind"),
+    threshold("ood_auroc_posterior_minus_single_mean", 0.0, "posterior OOD AUROC above one sample's"),
+    threshold("nll_posterior_minus_single_mean", 0.0, "NLL posterior <= one sample", higher_is_better=False),
+)
+WITH_SGD = CompareConfig(sgd=True)  # the targets compare with SGD
 MLP_QUICK = {"data.dataset": "digits", "train.epochs": 4, "train.batch_size": 32, "data.eval_subset": 0}
 #: DW-SGLD beside its baselines; dw-bits-sweep runs and plots a sweep instead.
 experiment = family(
@@ -383,8 +441,9 @@ experiment = family(
 )
 experiment(
     "mnist-dw-sgld",
-    "MNIST MLP trained by DW-SGLD (wall motion is the Langevin noise), float SGLD beside it",
-    targets=(threshold("test_accuracy_mean", 0.97, "MLP on MNIST"),),
+    "MNIST MLP trained by DW-SGLD (wall motion is the Langevin noise), float SGLD and SGD beside it",
+    base_config=lambda: dataclasses.replace(DWConfig(), compare=WITH_SGD),
+    targets=(threshold("test_accuracy_mean", 0.97, "MLP on MNIST"), *POSTERIOR_TARGETS),
     quick=MLP_QUICK,
 )
 experiment(
@@ -407,14 +466,15 @@ experiment(
 )
 experiment(
     "mnist-dw-resnet18",
-    "ResNet-18 (width 0.25), MNIST subset: DW-SGLD at 6 bits vs float SGLD, posterior averaged",
+    "ResNet-18 (width 0.25), MNIST subset: DW-SGLD at 6 bits vs float SGLD and SGD, posterior averaged",
     base_config=lambda: resnet18_config(
         0.25,
         DWData(train_subset=20_000, eval_subset=1000),
         DWTrainConfig(epochs=2, batch_size=32, lr=0.2),
         posterior=PosteriorConfig(samples=4, burn_in=0.7),
+        compare=WITH_SGD,
     ),
-    targets=(threshold("test_accuracy_mean", 0.98, "ResNet-18 on MNIST"),),
+    targets=(threshold("test_accuracy_mean", 0.98, "ResNet-18 on MNIST"), *POSTERIOR_TARGETS),
     quick={
         "data.dataset": "digits",
         "model.width": 0.125,

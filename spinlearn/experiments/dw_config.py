@@ -75,6 +75,23 @@ class CompareConfig(Validated):
 
 
 @dataclass(frozen=True)
+class OODConfig(Validated):
+    """Inputs no class fits, scored by predictive entropy (:mod:`spinlearn.experiments.ood`)."""
+
+    size: int = param(
+        2000, "generated noise and shape images, and rotated test images, per kind", ge=1, le=1_000_000
+    )
+    held_out: bool = param(
+        True,
+        "train DW-SGLD (and SGD with compare.sgd) again without one class and score that class's test "
+        "inputs as out of distribution (two more trainings)",
+    )
+    held_out_class: int | None = param(
+        None, "the class left out (null: the seed's, seed mod the number of classes)", ge=0
+    )
+
+
+@dataclass(frozen=True)
 class SweepConfig(Validated):
     bits: tuple[int, ...] = param((), "update precisions to sweep (dw-bits-sweep)", ge=2, le=16)
 
@@ -110,6 +127,7 @@ class DWConfig:
     posterior: PosteriorConfig = dataclasses.field(default_factory=PosteriorConfig)
     compare: CompareConfig = dataclasses.field(default_factory=CompareConfig)
     sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
+    ood: OODConfig = dataclasses.field(default_factory=OODConfig)
     energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
     neuron: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)  # model.activation=mtj
     afd: AFDConfig = dataclasses.field(default_factory=AFDConfig)
