@@ -34,6 +34,7 @@ from spinlearn.experiments.dw_config import (
     DWData,
     DWModelConfig,
     DWTrainConfig,
+    OODConfig,
 )
 from spinlearn.experiments.registry import RunContext, SeedResult, family, threshold
 from spinlearn.learning.danp_noise import NoiseConfig
@@ -71,6 +72,7 @@ def _chip(
         data=data,
         train=train,
         sgld=SGLDConfig(temperature=temperature),
+        ood=OODConfig(held_out=False),  # the chip is compared with its float twin, not on OOD inputs
         **sections,
     )
 
