@@ -51,7 +51,7 @@ class PerturbationConfig(Validated):
     epochs: int = epochs_param(12)
     batch_size: int = batch_size_param(256)
     lr: float = param(
-        5e-4, "drift per update along Adam's normalised direction: -lr m/sqrt(v), as pulses", gt=0, le=1
+        1e-3, "drift per update along Adam's normalised direction: -lr m/sqrt(v), as pulses", gt=0, le=1
     )
     lr_decay: str = lr_decay_param("cosine")
     lr_final: float = lr_final_param(0.1)
