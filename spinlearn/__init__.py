@@ -47,6 +47,8 @@ _EXPORTS = {
             "DANPNetwork",
             "NoiseConfig",
             "danp_step",
+            "node_perturbation_step",
+            "AdamDirection",
             "train_texture",
             "recall",
         ),
