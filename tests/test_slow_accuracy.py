@@ -73,3 +73,15 @@ def test_smtj_small_network_reaches_90_percent(tmp_path):
     assert (
         run_summary(tmp_path, "smtj-small-network", "--seeds", "5")["metrics"]["test_accuracy_mean"] >= 0.90
     )
+
+
+def test_iris_chip_reaches_the_device_in_the_loop_figure_over_ten_seeds(tmp_path):
+    metrics = run_summary(tmp_path, "iris-chip", "--seeds", "10")["metrics"]
+    assert metrics["test_accuracy_mean"] >= 0.93
+
+
+def test_mnist_chip_within_a_point_of_float_and_its_perturbation_twin_above_090(tmp_path):
+    metrics = run_summary(tmp_path, "mnist-chip", timeout=LONG_RUN_S)["metrics"]
+    assert metrics["test_accuracy_mean"] >= 0.97
+    assert metrics["float_test_accuracy_mean"] - metrics["test_accuracy_mean"] <= 0.01
+    assert metrics["danp_chip_test_accuracy_mean"] >= 0.90
