@@ -48,10 +48,10 @@ class PerturbationConfig(Validated):
     """The chip trained by node perturbation (no backward pass) beside the AFD chip."""
 
     enabled: bool = param(True, "train the node-perturbation chip in the same run")
-    epochs: int = epochs_param(12)
+    epochs: int = epochs_param(20)
     batch_size: int = batch_size_param(256)
     lr: float = param(
-        1e-3, "drift per update along Adam's normalised direction: -lr m/sqrt(v), as pulses", gt=0, le=1
+        5e-4, "drift per update along Adam's normalised direction: -lr m/sqrt(v), as pulses", gt=0, le=1
     )
     lr_decay: str = lr_decay_param("cosine")
     lr_final: float = lr_final_param(0.1)
