@@ -234,7 +234,7 @@ def _targets_text(exp) -> str:
 
 def _target_text(t) -> str:
     if t.value is None:
-        return f"{t.metric} no target"
+        return f"{t.metric} reported, no target"
     text = f"{t.metric} {'paper' if t.published else 'threshold'} {t.value:g}"
     return text + (f" ({', '.join(t.backends)})" if t.backends else "")
 

@@ -89,10 +89,13 @@ step keeps one of the two terms of the gradient of the reconstruction error
 :math:`\frac12 \lVert s - M M s \rVert^2`; the other, :math:`M e s^T` with
 :math:`e = s - MMs`, vanishes where the patterns are reconstructed (Xu 1993): gradient descent "in
 a manner". For one stored pattern, :math:`w = a\, s s^T` (zero diagonal) relaxes to
-:math:`a (N-1)/N = \rho`, the delta law's fixed point :math:`W s / N = \rho s`, from either side. Unlike the delta law it learns only through the output, so it needs the
-as-grown texture as a seed, grows each direction of the patterns' span at a rate set by that
-direction's share of the patterns' correlation (the direction they share fastest, their
-differences slowly) and in the end reaches the same projection. Integration: one Euler step per
+:math:`a (N-1)/N = \rho`, the delta law's fixed point :math:`W s / N = \rho s`, from either side.
+Unlike the delta law it learns only through the output, so the as-grown texture is its seed; it
+grows each direction of the patterns' span at a rate set by that direction's share of their
+correlation (what similar patterns share fast, their differences slowly); and, the patterns being
+reconstructed through :math:`MM`, a direction that the as-grown texture holds with the wrong sign
+grows to :math:`-\rho` (an anti-memory) instead of :math:`+\rho`.
+Integration: one Euler step per
 pulse of size :math:`\eta` (the delta law's step fraction). A pattern's component :math:`a` then
 maps to :math:`a + \eta a (1 - a^2/\rho^2)`: it converges while
 :math:`a < \rho \sqrt{1 + 2/\eta}` (2.2 :math:`\rho` at the defaults); a film starts from its

@@ -436,7 +436,7 @@ def plot_similar(results: list[SeedResult], cfg: SimilarityConfig, out: Path) ->
 for experiment in (
     Experiment(
         name="hopfield-35",
-        summary="35-electrode texture film learns 5 similar 5x7 letters by itself; vs Hebbian, Storkey, Oja",
+        summary="35-electrode film (delta, Oja laws) learns 5 similar 5x7 letters; vs Hebbian, Storkey, Oja",
         config_cls=Hopfield35Config,
         run=run_35,
         plot=plot_35,
