@@ -324,12 +324,13 @@ class TextureFilm:
         eta, decay = p.step_fraction, 0.5 / p.hebbian_gain**2
         self.write_energy_j += self._pulse_energy_j(s, s @ self.w / n)
         self.writes += s.shape[0]
-        scale = eta * torch.outer(self.coupling, self.coupling)
+        c = self.coupling
         for x in s:
             y = self.w @ x / n  # the output: the texture's part of each electrode's current
             z = self.w @ y / n  # the film's response to the output current
-            half = 0.5 * torch.outer(y, x) - decay * torch.outer(y, z)
-            self.w.addcmul_(scale, half + half.T).fill_diagonal_(0.0)
+            # c_i c_j [y_i u_j + u_i y_j] with u = x / 2 - decay z: two rank-1 updates
+            cy, cu = c * y, c * (0.5 * x - decay * z)
+            self.w.addr_(cy, cu, alpha=eta).addr_(cu, cy, alpha=eta).fill_diagonal_(0.0)
         if p.write_noise:
             self.w += symmetric_noise(n, p.write_noise * math.sqrt(len(s)), self.generator, self.w)
         self.w.clamp_(-1.0, 1.0)
