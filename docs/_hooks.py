@@ -59,9 +59,14 @@ def _cell(text: str) -> str:
 
 
 def _target_text(target) -> str:
+    if target.value is None:
+        return f"`{target.metric}` reported, no target ({target.source})"
     kind = "paper" if target.published else "our threshold"
     sign = ">=" if target.higher_is_better else "<="
-    return f"`{target.metric}` {sign} {target.value:g} ({kind}; {target.source})"
+    where = [target.reading] if target.reading else []
+    where += [f"{', '.join(target.backends)} runs"] if target.backends else []
+    about = f"; {', '.join(where)}" if where else ""
+    return f"`{target.metric}` {sign} {target.value:g} ({kind}{about}; {target.source})"
 
 
 def config_reference() -> str:

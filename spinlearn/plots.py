@@ -225,16 +225,27 @@ def conductance_snapshots(snapshots: dict, g0_s: float, path: Path) -> Path:
     return _save(fig, path)
 
 
-def recall_curve(histories: list[list[dict]], baselines: dict[str, float], target: float, path: Path) -> Path:
-    """Texture recall accuracy per epoch (mean ± std over seeds) beside the software rules."""
+def recall_curve(
+    histories: list[list[dict]],
+    baselines: dict[str, float],
+    target: float,
+    path: Path,
+    curves: dict[str, str] | None = None,
+) -> Path:
+    """Texture recall accuracy per epoch (mean ± std over seeds) beside the software rules.
+
+    ``curves`` maps a label to the history key it plots (default: ``recall_accuracy``, "texture film").
+    """
     fig, ax = _pyplot().subplots(figsize=(5.5, 3.6))
     length = min(len(h) for h in histories)
-    values = np.array([[r["recall_accuracy"] for r in h[:length]] for h in histories])
     epochs = np.arange(1, length + 1)
-    mean, std = values.mean(0), values.std(0)
-    ax.plot(epochs, mean, marker="o", ms=3, color="C0", label="texture film")
-    ax.fill_between(epochs, mean - std, mean + std, color="C0", alpha=0.2, lw=0)
-    for k, (rule, value) in enumerate(baselines.items(), start=1):
+    curves = curves or {"texture film": "recall_accuracy"}
+    for k, (label, key) in enumerate(curves.items()):
+        values = np.array([[r[key] for r in h[:length]] for h in histories])
+        mean, std = values.mean(0), values.std(0)
+        ax.plot(epochs, mean, marker="o", ms=3, color=f"C{k}", label=label)
+        ax.fill_between(epochs, mean - std, mean + std, color=f"C{k}", alpha=0.2, lw=0)
+    for k, (rule, value) in enumerate(baselines.items(), start=len(curves)):
         ax.axhline(value, color=f"C{k}", ls="--", label=f"{rule} (software)")
     ax.axhline(target, color="grey", ls=":", label=f"target {target:g}")
     ax.set_xlabel("training epoch")

@@ -47,13 +47,17 @@ class Row:
             return "failed"
         if self.mean is None:
             return "not measured"
+        if self.target.value is None:
+            return "no target"
         if self.target.met_by(self.mean):
-            return "reproduced" if self.target.published else "meets threshold"
-        return "below target"
+            verdict = "reproduced" if self.target.published else "meets threshold"
+        else:
+            verdict = "below target"
+        return f"{verdict} ({self.target.reading})" if self.target.reading else verdict
 
     def cells(self) -> list[str]:
         kind = "paper" if self.target.published else "threshold"
-        target = f"{self.target.value:.4g} ({kind})"
+        target = "-" if self.target.value is None else f"{self.target.value:.4g} ({kind})"
         measured = "-" if self.mean is None else f"{self.mean:.4f} ± {self.std:.4f} (n={self.seeds})"
         return [self.experiment, self.target.metric, target, measured, self.verdict]
 
@@ -61,8 +65,12 @@ class Row:
 HEADER = ["experiment", "metric", "paper", "measured", "verdict"]
 
 
+#: ``reproduce`` runs the simulator, so the targets it checks are those of simulated runs.
+BACKEND = "simulated"
+
+
 def experiments_with_targets() -> list[Experiment]:
-    return [e for e in EXPERIMENTS.values() if e.targets]
+    return [e for e in EXPERIMENTS.values() if e.targets_for(BACKEND)]
 
 
 def _config(exp: Experiment, quick: bool) -> Any:
@@ -141,11 +149,13 @@ def reproduce(
                     exp, config, run_dir, 0, seeds, device, quiet, resume=resume and started, overwrite=True
                 )
             except TrainingDiverged as exc:  # one failed experiment must not cost the whole report
-                rows += [Row(exp.name, t, None, None, seeds, failed=str(exc)) for t in exp.targets]
+                rows += [
+                    Row(exp.name, t, None, None, seeds, failed=str(exc)) for t in exp.targets_for(BACKEND)
+                ]
                 sections.append(f"### {exp.name}\n\nFailed: {exc}\n")
                 continue
         if summary is None:
-            rows += [Row(exp.name, t, None, None, seeds) for t in exp.targets]
+            rows += [Row(exp.name, t, None, None, seeds) for t in exp.targets_for(BACKEND)]
             continue
         rows += _rows(exp, summary)
         sections.append(_section(exp, summary))
@@ -158,7 +168,7 @@ def reproduce(
 def _rows(exp: Experiment, summary: dict[str, Any]) -> list[Row]:
     metrics, seeds = summary["metrics"], len(summary["seeds"])
     rows = []
-    for target in exp.targets:
+    for target in exp.targets_for(BACKEND):
         std_name = target.metric.removesuffix("_mean") + "_std"
         rows.append(Row(exp.name, target, metrics.get(target.metric), metrics.get(std_name, 0.0), seeds))
     return rows
@@ -172,7 +182,7 @@ def _section(exp: Experiment, summary: dict[str, Any]) -> str:
     parts = [
         f"### {exp.name}",
         "",
-        f"{exp.summary}. Target source: {'; '.join(t.source for t in exp.targets)}. "
+        f"{exp.summary}. Target source: {'; '.join(t.source for t in exp.targets_for(BACKEND))}. "
         f"Seeds {summary['seeds'][0]}..{summary['seeds'][-1]}, {summary['runtime_s']:.0f} s on "
         f"{summary['device']}.",
         "",

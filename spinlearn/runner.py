@@ -442,10 +442,11 @@ def _run_seeds(
     summary = {
         "experiment": experiment.name,
         "metrics": aggregate(results),
-        "paper": {t.metric: t.value for t in experiment.targets if t.published},
+        "paper": {t.metric: t.value for t in experiment.targets_for(backend) if t.published},
         "targets": [
             {"metric": t.metric, "value": t.value, "source": t.source, "published": t.published}
-            for t in experiment.targets
+            | ({"reading": t.reading} if t.reading else {})
+            for t in experiment.targets_for(backend)
         ],
         "seeds": list(range(seed, seed + n_seeds)),
         "per_seed": {k: [r.metrics[k] for r in results] for k in results[0].metrics},

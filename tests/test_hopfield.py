@@ -7,10 +7,10 @@ import pytest
 import torch
 from cli_helpers import run_summary, spinlearn
 
-from spinlearn import data
+from spinlearn import config, data
 from spinlearn.devices.texture import TextureFilm, TextureParams, relaxation_fraction, symmetric_noise
 from spinlearn.errors import ConfigError
-from spinlearn.experiments.hopfield import random_patterns, similar_patterns
+from spinlearn.experiments.hopfield import SWEEP_RULES, Hopfield35Config, random_patterns, similar_patterns
 from spinlearn.learning import hopfield
 
 QUIET = TextureParams(write_noise=0.0, read_noise=0.0, initial_spread=0.0)
@@ -36,6 +36,56 @@ def test_one_epoch_equals_the_law_applied_pulse_by_pulse():
         w.fill_diagonal_(0.0)
     device.apply(xs)
     torch.testing.assert_close(device.w, w.clamp(-1, 1), rtol=0, atol=1e-14)
+
+
+def test_an_oja_pulse_is_the_hand_computed_step():
+    device = film(
+        dataclasses.replace(QUIET, law="oja", variability=0.3, initial_spread=0.05, hebbian_gain=0.2)
+    )
+    x = patterns(1, 40)[0]
+    w, c, n = device.w.clone(), device.coupling, 40
+    eta, rho = device.params.step_fraction, device.params.hebbian_gain
+    y = w @ x / n  # the output: output in the Hebbian factor, decay quadratic in it
+    z = w @ y / n
+    step = (
+        eta
+        * torch.outer(c, c)
+        * (
+            (torch.outer(y, x) + torch.outer(x, y)) / 2
+            - (torch.outer(y, z) + torch.outer(z, y)) / (2 * rho**2)
+        )
+    )
+    expected = (w + step).fill_diagonal_(0.0)
+    device.apply(x[None])
+    torch.testing.assert_close(device.w, expected.clamp(-1, 1), rtol=0, atol=1e-15)
+    assert not torch.allclose(device.w, film(dataclasses.replace(device.params, law="delta")).w)
+
+
+def test_the_oja_law_relaxes_a_stored_pattern_to_rho_from_either_side():
+    rho = QUIET.hebbian_gain
+    x = patterns(1, 40)[0]
+    for start in (0.2 * rho, 1.5 * rho):  # below rho sqrt(1 + 2 / eta), where its Euler step is stable
+        device = film(dataclasses.replace(QUIET, law="oja", variability=0.0))
+        device.w = (start * torch.outer(x, x)).fill_diagonal_(0.0)
+        for _ in range(40):
+            device.apply(x[None])
+        fixed = rho * 40 / 39  # W x / N = rho x: the delta law's fixed point (a zero diagonal)
+        torch.testing.assert_close(
+            device.w, (fixed * torch.outer(x, x)).fill_diagonal_(0.0), rtol=1e-6, atol=0
+        )
+
+
+def test_device_law_from_the_config_picks_the_films_law():
+    cfg = config.build(Hopfield35Config, overrides={"device.law": "oja", "device.write_noise": 0.0})
+    assert cfg.device.law == "oja" and Hopfield35Config().device.law == "delta"
+    xs = patterns(3, 40)
+    trained = {}
+    for name, params in {"config": cfg.device, "delta": dataclasses.replace(cfg.device, law="delta")}.items():
+        trained[name] = film(params)
+        trained[name].apply(xs)
+    oja = film(dataclasses.replace(cfg.device, law="oja"))
+    oja.apply(xs)
+    assert torch.equal(trained["config"].w, oja.w) and not torch.equal(oja.w, trained["delta"].w)
 
 
 @pytest.mark.parametrize("variability", [0.0, 0.3])
@@ -161,6 +211,9 @@ def test_hopfield_35_recalls_similar_letters_within_ten_epochs(tmp_path):
     assert metrics["recall_accuracy_mean"] >= 0.95 and metrics["epochs_to_target_mean"] <= 10
     assert metrics["pattern_overlap_mean_mean"] > 0.6
     assert metrics["recall_accuracy_hebbian_mean"] < metrics["recall_accuracy_mean"]
+    assert metrics["recall_accuracy_texture_delta_mean"] == metrics["recall_accuracy_mean"]  # device.law
+    for name in ("recall_accuracy_texture_oja", "epochs_to_target_texture_oja", "epochs_to_target_hebbian"):
+        assert f"{name}_mean" in metrics
     assert {"patterns_probes_recalls.png", "conductance.png", "recall_curve.png", "energy.png"} <= set(
         summary["plots"]
     )
@@ -180,7 +233,12 @@ def test_capacity_and_similarity_sweeps_write_their_metrics(tmp_path):
         "--set", "train.epochs=5",
     )["metrics"]  # fmt: skip
     assert capacity["capacity_alpha_hebbian_n60_mean"] == 0.05
-    assert set(hopfield.RULES) == {k.split("_")[2] for k in capacity if k.startswith("capacity_alpha")}
+    rules = {
+        k.removeprefix("capacity_alpha_").rsplit("_n60", 1)[0]
+        for k in capacity
+        if k.startswith("capacity_alpha")
+    }
+    assert rules == set(SWEEP_RULES) and {"texture_delta", "texture_oja"} <= rules
     similar = run_summary(
         tmp_path / "sim",
         "hopfield-similar",
@@ -189,7 +247,8 @@ def test_capacity_and_similarity_sweeps_write_their_metrics(tmp_path):
         "--set",
         "similar.n_nodes=60",
     )["metrics"]
-    assert similar["recall_texture_sim60_mean"] >= similar["recall_hebbian_sim60_mean"]
+    assert similar["recall_texture_delta_sim60_mean"] >= similar["recall_hebbian_sim60_mean"]
+    assert "recall_texture_oja_sim60_mean" in similar
     assert (tmp_path / "sim" / "recall_vs_similarity.png").exists()
 
 
@@ -200,6 +259,7 @@ def test_capacity_and_similarity_sweeps_write_their_metrics(tmp_path):
         ("probes.flip_min=0.3", "flip_min"),
         ("device.v0_v=0.05", "never move"),
         ("capacity.rules=[hebbian, magic]", "magic"),
+        ("device.law=hebb", "device.law"),
     ],
 )
 def test_bad_hopfield_inputs_give_one_line_and_exit_2(tmp_path, override, message):

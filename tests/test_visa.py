@@ -571,6 +571,7 @@ def test_calibrate_then_train_iris_through_instrument_serve(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     metrics, backend = summary["metrics"], summary["backend"]
     assert metrics["test_accuracy_mean"] >= 0.9
+    assert summary["paper"] == {"test_accuracy_mean": 0.933}  # devices in the loop: the paper's device figure
     assert metrics["instrument_measurements"] == readings_in(log[before:]) > 50_000
     assert 0 < metrics["instrument_time_s"] < summary["runtime_s"]
     assert backend["kind"] == "visa" and backend["resource"] == resource

@@ -229,10 +229,14 @@ def _visa_library_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _targets_text(exp) -> str:
-    return (
-        ", ".join(f"{t.metric} {'paper' if t.published else 'threshold'} {t.value:g}" for t in exp.targets)
-        or "no target"
-    )
+    return ", ".join(map(_target_text, exp.targets)) or "no target"
+
+
+def _target_text(t) -> str:
+    if t.value is None:
+        return f"{t.metric} reported, no target"
+    text = f"{t.metric} {'paper' if t.published else 'threshold'} {t.value:g}"
+    return text + (f" ({', '.join(t.backends)})" if t.backends else "")
 
 
 def cmd_list(args) -> int:

@@ -61,6 +61,46 @@ Integration: each pulse is one step with the fraction of the way the pulse relax
 own component, :math:`\eta = 1 - e^{-\kappa t_p}` (exact for that component, never overshoots).
 Patterns are applied one after the other (each pulse sees the texture the previous one left).
 
+Two laws (``law``)
+------------------
+``delta`` (the default) is the law above: a projection (delta) rule whose Hebbian factor is the
+applied pattern. ``oja`` is Oja's form as the paper's abstract names it [C] ("adapts Oja's learning
+algorithm in a gradient descent manner"): the Hebbian factor holds the film's *output* and the
+decay is quadratic in the output. Its reconstruction from AMR and spin torque [I], with
+assumptions 1 and 4 as above:
+
+2'. The output of electrode ``i`` is the current it draws through the texture beyond the uniform
+    background: by AMR and Kirchhoff, :math:`\Delta G\, V_0\, N y_i` with
+    :math:`y_i = \frac1N \sum_j w_{ij} s_j` (in units of :math:`\Delta G V_0 N`). This current is
+    spin-polarised by the texture it crossed; entering link ``ij`` towards the other end, whose
+    potential :math:`V_0 s_j` sets its direction, it exerts a torque :math:`\propto y_i s_j`
+    (symmetrised, a link is one object): the Hebbian factor with the output in it.
+3'. The output current returns through the same texture. As a drive it produces at every node the
+    response :math:`z_i = \frac1N \sum_j w_{ij} y_j` (linear in ``w``, as ``y`` is), and its
+    spin-transfer torque opposes the growth: :math:`\propto -(y_i z_j + z_i y_j)/2`, quadratic in
+    the output. :math:`\rho` sets where growth and decay balance.
+
+.. math:: \frac{dw_{ij}}{dt} = \kappa\, c_i c_j \left[\tfrac12 (y_i s_j + s_i y_j)
+          - \frac{1}{2\rho^2} (y_i z_j + z_i y_j)\right], \qquad i \ne j
+
+In the matrix :math:`M = W/(\rho N)` and the normalised output :math:`u = M s` this is Oja's
+symmetric subspace rule :math:`\dot M \propto \mathrm{sym}[u\, (s - M u)^T]` (Oja 1989), whose
+step keeps one of the two terms of the gradient of the reconstruction error
+:math:`\frac12 \lVert s - M M s \rVert^2`; the other, :math:`M e s^T` with
+:math:`e = s - MMs`, vanishes where the patterns are reconstructed (Xu 1993): gradient descent "in
+a manner". For one stored pattern, :math:`w = a\, s s^T` (zero diagonal) relaxes to
+:math:`a (N-1)/N = \rho`, the delta law's fixed point :math:`W s / N = \rho s`, from either side.
+Unlike the delta law it learns only through the output, so the as-grown texture is its seed; it
+grows each direction of the patterns' span at a rate set by that direction's share of their
+correlation (what similar patterns share fast, their differences slowly); and, the patterns being
+reconstructed through :math:`MM`, a direction that the as-grown texture holds with the wrong sign
+grows to :math:`-\rho` (an anti-memory) instead of :math:`+\rho`.
+Integration: one Euler step per
+pulse of size :math:`\eta` (the delta law's step fraction). A pattern's component :math:`a` then
+maps to :math:`a + \eta a (1 - a^2/\rho^2)`: it converges while
+:math:`a < \rho \sqrt{1 + 2/\eta}` (2.2 :math:`\rho` at the defaults); a film starts from its
+as-grown texture, far below.
+
 Noise and variability
 ---------------------
 * As-grown texture: :math:`w^{(0)}_{ij} \sim N(0, \sigma_0^2)` (``initial_spread``).
@@ -87,6 +127,7 @@ from spinlearn._fields import Validated, affects, param
 from spinlearn.errors import ConfigError
 
 MIN_COUPLING = 0.1  # an electrode with a worse contact than this would have been rejected in fab
+LAWS = ("delta", "oja")  # the texture laws of the module docstring
 
 
 @affects(
@@ -100,6 +141,7 @@ MIN_COUPLING = 0.1  # an electrode with a worse contact than this would have bee
         "initial_spread",
         "write_noise",
         "read_noise",
+        "law",
     ),
     energy=(
         "g0_s",
@@ -140,6 +182,12 @@ class TextureParams(Validated):
     )
     read_noise: float = param(1e-3, "std of one conductance read (half-span units)", ge=0, le=1)
     t_read_s: float = param(10e-9, "duration of one link's conductance read (s)", gt=0, le=1)
+    law: str = param(
+        "delta",
+        "texture law: delta (projection rule, Hebbian factor from the applied pattern) or oja "
+        "(Oja's form: the film's output in the Hebbian factor, a decay quadratic in the output)",
+        choices=LAWS,
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -242,6 +290,9 @@ class TextureFilm:
         if patterns.ndim != 2 or patterns.shape[1] != self.n:
             raise ConfigError(f"patterns must have shape (P, {self.n}), got {tuple(patterns.shape)}")
         s = patterns.to(self.w)
+        if self.params.law == "oja":
+            self._apply_oja(s)
+            return
         p, n = self.params, self.n
         count = s.shape[0]
         eta, rho = p.step_fraction, p.hebbian_gain
@@ -267,6 +318,23 @@ class TextureFilm:
             self.w += symmetric_noise(n, p.write_noise * math.sqrt(count), self.generator, self.w)
         self.w.clamp_(-1.0, 1.0)
 
+    def _apply_oja(self, s: torch.Tensor) -> None:
+        """Oja's law (module docstring), one Euler step of size eta per pulse, in order."""
+        p, n = self.params, self.n
+        eta, decay = p.step_fraction, 0.5 / p.hebbian_gain**2
+        self.write_energy_j += self._pulse_energy_j(s, s @ self.w / n)
+        self.writes += s.shape[0]
+        c = self.coupling
+        for x in s:
+            y = self.w @ x / n  # the output: the texture's part of each electrode's current
+            z = self.w @ y / n  # the film's response to the output current
+            # c_i c_j [y_i u_j + u_i y_j] with u = x / 2 - decay z: two rank-1 updates
+            cy, cu = c * y, c * (0.5 * x - decay * z)
+            self.w.addr_(cy, cu, alpha=eta).addr_(cu, cy, alpha=eta).fill_diagonal_(0.0)
+        if p.write_noise:
+            self.w += symmetric_noise(n, p.write_noise * math.sqrt(len(s)), self.generator, self.w)
+        self.w.clamp_(-1.0, 1.0)
+
     def _total_conductance_s(self) -> float:
         """sum_{i != j} G_ij (S), from the state without building G."""
         p, n = self.params, self.n
@@ -285,4 +353,4 @@ class TextureFilm:
         return per_pulses * p.v0_v**2 * p.pulse_s
 
 
-__all__ = ["TextureFilm", "TextureParams", "relaxation_fraction", "symmetric_noise"]
+__all__ = ["LAWS", "TextureFilm", "TextureParams", "relaxation_fraction", "symmetric_noise"]

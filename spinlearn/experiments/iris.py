@@ -2,10 +2,18 @@
 
 Pereira et al. 2026, arXiv:2603.03947; see the study's page in the docs (docs/studies/afd.md).
 
-* ``iris-afd``: 4 -> 16 MTJ neurons -> 3, trained by AFD through the backend (paper: 93.3 %, 28/30,
-  measured with real devices in the loop).
-* ``iris-afd-2h``: two hidden layers of 16 MTJ neurons with an exponentially decaying learning rate.
+* ``iris-afd``: 4 -> 16 MTJ neurons -> 3, trained by AFD through the backend. Its target depends on
+  where the devices are: simulated runs are held to the paper's simulation figure, "95 %+" on Iris
+  [S]; ``--backend visa`` runs to its device-in-the-loop figure, 93.3 % (28/30) with one hidden
+  layer [C].
+* ``iris-afd-2h``: two hidden layers of 16 MTJ neurons. The paper lists such a run [S] but no
+  figure for it is known: reported, no target.
 * ``iris-tanh``: ``iris-afd``'s network and schedule with a digital tanh (the baseline).
+
+Both AFD runs decay their learning rate exponentially to a tenth over the 60 epochs, as the
+paper's results table lists for both Iris runs [S] (``train.lr_decay``, ``train.lr_final``). It is
+the default because the paper used it: over seeds 0-9 it is neither better nor worse than a
+constant rate beyond the spread over seeds (measured on the study's page in the docs).
 
 Every seed draws its own stratified 80/20 split (30 test samples), devices and initial weights.
 ``data.dataset`` digits, csv or npz (a user's file, ``data.path``) trains the same network and
@@ -33,11 +41,28 @@ from spinlearn.experiments.common import (
     restore_kept,
     sweep_devices,
 )
-from spinlearn.experiments.registry import RunContext, SeedResult, Target, family
+from spinlearn.experiments.registry import RunContext, SeedResult, Target, family, no_target
 from spinlearn.learning.afd import AFDConfig
 from spinlearn.training import accuracy, train_classifier
 
-PAPER = "Pereira et al. 2026, arXiv:2603.03947 (device-in-the-loop, Iris)"
+PAPER = "Pereira et al. 2026, arXiv:2603.03947"
+#: The paper's Iris figures: which runs each one judges (see the module docstring).
+SIMULATION_TARGET = Target(
+    "test_accuracy_mean",
+    0.95,
+    PAPER + ": Iris in simulation, '95 %+' [S]",
+    reading="simulation figure",
+    backends=("simulated",),
+)
+DEVICE_TARGET = Target(
+    "test_accuracy_mean",
+    0.933,
+    PAPER + ": Iris, 1 hidden layer, devices in the loop, 28/30 [C]",
+    reading="device-in-the-loop figure",
+    backends=("visa",),
+)
+#: The learning-rate schedule the paper lists for its Iris runs [S].
+DECAYING_LR = {"lr_decay": "exponential", "lr_final": 0.1}
 IRIS_CLASSES = 3
 DIGITS_CLASSES = 10
 
@@ -58,7 +83,7 @@ class IrisData(DataConfig):
 class IrisConfig(ExperimentConfig):
     data: IrisData = dataclasses.field(default_factory=IrisData)
     train: TrainConfig = dataclasses.field(
-        default_factory=lambda: TrainConfig(epochs=60, lr=0.05, batch_size=8)
+        default_factory=lambda: TrainConfig(epochs=60, lr=0.05, batch_size=8, **DECAYING_LR)
     )
     afd: AFDConfig = dataclasses.field(default_factory=AFDConfig)
     model: MLPConfig = dataclasses.field(default_factory=MLPConfig)
@@ -153,16 +178,18 @@ experiment = family(config_cls=IrisConfig, run=run, plot=plot, evaluate=evaluate
 experiment(
     "iris-afd",
     "Iris, 1 hidden layer of 16 MTJ neurons trained by analog finite differences",
-    targets=(Target("test_accuracy_mean", 0.933, PAPER),),
+    targets=(SIMULATION_TARGET, DEVICE_TARGET),
 )
 experiment(
     "iris-afd-2h",
     "Iris, 2 hidden layers of 16 MTJ neurons, AFD with a decaying learning rate",
-    base_config=lambda: dataclasses.replace(
-        _config(hidden=(16, 16)),
-        train=TrainConfig(epochs=60, lr=0.05, batch_size=8, lr_decay="exponential", lr_final=0.1),
+    base_config=lambda: _config(hidden=(16, 16)),
+    targets=(
+        no_target(
+            "test_accuracy_mean",
+            PAPER + ": a 2-hidden-layer Iris run with a decaying learning rate is listed [S], no figure",
+        ),
     ),
-    targets=(Target("test_accuracy_mean", 0.933, PAPER + "; the paper's 2-layer run"),),
 )
 experiment(
     "iris-tanh",

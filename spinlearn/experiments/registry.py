@@ -15,22 +15,42 @@ from spinlearn.errors import UserInputError
 
 @dataclass(frozen=True)
 class Target:
-    """A published (or acceptance) figure that ``reproduce`` compares a metric against."""
+    """A published (or acceptance) figure that ``reproduce`` compares a metric against.
+
+    ``value`` None: a metric reported without a figure to compare it with (verdict "no target").
+    ``reading``: which figure of the source, or which reading of it, the target checks (the
+    verdict names it). ``backends``: the backends (``hardware.BACKENDS`` names) whose runs the
+    figure judges, e.g. a simulation figure for ``simulated`` and a device-in-the-loop one for
+    ``visa``; None: every backend.
+    """
 
     metric: str
-    value: float
+    value: float | None
     source: str
     published: bool = True  # False: an acceptance threshold of ours, not a paper's number
     higher_is_better: bool = True
+    reading: str = ""
+    backends: tuple[str, ...] | None = None
 
     def met_by(self, measured: float) -> bool:
+        if self.value is None:
+            raise ValueError(f"{self.metric} has no target value to meet")
         return measured >= self.value if self.higher_is_better else measured <= self.value
+
+    def judges(self, backend: str) -> bool:
+        """Whether this figure applies to runs on ``backend``."""
+        return self.backends is None or backend in self.backends
 
 
 def threshold(metric: str, value: float, why: str = "", *, higher_is_better: bool = True) -> Target:
     """An acceptance threshold of ours, not a paper's figure; ``why`` says what it stands for."""
     source = f"acceptance threshold of ours ({why})" if why else "acceptance threshold of ours"
     return Target(metric, value, source, published=False, higher_is_better=higher_is_better)
+
+
+def no_target(metric: str, why: str) -> Target:
+    """A metric ``reproduce`` reports although no published figure exists to compare it with."""
+    return Target(metric, None, why, published=False)
 
 
 @dataclass
@@ -99,6 +119,10 @@ class Experiment:
 
     def default_config(self) -> Any:
         return self.base_config() if self.base_config else self.config_cls()
+
+    def targets_for(self, backend: str) -> tuple[Target, ...]:
+        """The targets that judge a run on ``backend`` (see :attr:`Target.backends`)."""
+        return tuple(t for t in self.targets if t.judges(backend))
 
 
 EXPERIMENTS: dict[str, Experiment] = {}

@@ -178,8 +178,9 @@ class TraceLayerNoise:
 
 class DeviceNoise:
     """Read voltages of ``devices`` simulated sMTJs (:mod:`spinlearn.devices.smtj` physics, default
-    parameters, device-to-device spread) times ``sigma``, shared by the layer's nodes as in the
-    paper's hardware demo: the devices' samples, taken in time order, are dealt to the nodes row by
+    parameters, device-to-device spread) times ``sigma``, shared by the layer's nodes (our own
+    design [I]; how the paper's small hardware network shared its devices is not public): the
+    devices' samples, taken in time order, are dealt to the nodes row by
     row (node ``j`` of row ``r`` gets stream sample ``r * width + j``, from device
     ``(r * width + j) % devices``). The devices' states persist across calls."""
 

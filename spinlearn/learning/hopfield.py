@@ -26,10 +26,11 @@ from typing import NamedTuple
 
 import torch
 
-from spinlearn.devices.texture import TextureFilm
+from spinlearn.devices.texture import LAWS, TextureFilm
 from spinlearn.errors import ConfigError
 
-RULES = ("hebbian", "storkey", "oja", "texture")
+#: ``texture``: the film under its configured law; ``texture_LAW``: the film under that law.
+RULES = ("hebbian", "storkey", "oja", "texture", *(f"texture_{law}" for law in LAWS))
 RECALL_MODES = ("async", "sync")
 
 
