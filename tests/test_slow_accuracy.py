@@ -9,10 +9,12 @@ pytestmark = pytest.mark.slow
 LONG_RUN_S = 3600
 
 
-@pytest.mark.parametrize("name", ["iris-afd", "iris-afd-2h"])
-def test_iris_reaches_the_paper_device_in_the_loop_accuracy(tmp_path, name):
+@pytest.mark.parametrize(("name", "floor"), [("iris-afd", 0.95), ("iris-afd-2h", 0.933)])
+def test_iris_reaches_the_simulation_figure(tmp_path, name, floor):
+    """iris-afd: the paper's simulations reach "95 %+" [S]; iris-afd-2h has no published figure,
+    so it is held to the one-hidden-layer device-in-the-loop figure (0.933 [C])."""
     summary = run_summary(tmp_path, name, "--seeds", "10")
-    assert summary["metrics"]["test_accuracy_mean"] >= 0.933
+    assert summary["metrics"]["test_accuracy_mean"] >= floor
 
 
 @pytest.mark.parametrize("name", ["iris-afd", "iris-afd-2h"])
