@@ -23,7 +23,7 @@ EXPORTED = {
     "MTJ", "MTJParams", "SMTJ", "SMTJParams", "DomainWall", "DWParams", "TextureFilm", "TextureParams",
     "Backend", "SimulatedBackend", "VisaBackend", "DeviceProfile", "DWSynapses",
     "AFDConfig", "DWSGLD", "SGLD", "SGLDConfig", "PosteriorSamples", "DANPConfig", "DANPNetwork",
-    "NoiseConfig", "danp_step", "train_texture", "recall",
+    "NoiseConfig", "danp_step", "node_perturbation_step", "AdamDirection", "train_texture", "recall",
     "MTJActivation", "DWLinear", "DWConv2d", "Layers", "mlp",
     "Ledger", "EnergyConfig", "ConfigError", "DataError", "UserInputError", "TrainingDiverged",
     "Checkpoint", "EXPERIMENTS", "get_experiment", "run_experiment",
