@@ -17,6 +17,7 @@ from spinlearn.experiments import danp_data
 from spinlearn.experiments.registry import SeedResult
 from spinlearn.learning import danp
 from spinlearn.learning.danp_noise import NoiseConfig, layer_sources
+from spinlearn.report import experiments_with_targets
 from spinlearn.runner import aggregate
 
 
@@ -113,6 +114,8 @@ def test_cifar_danp_runs_on_generated_sets_and_needs_data_dir(tmp_path):
     assert {"train_accuracy_mean", "bp_train_accuracy_mean", "np_test_accuracy_mean"} <= set(m)
     config = (tmp_path / "o" / "config.yaml").read_text()
     assert "augment: true" in config and "lr: 2.4414e-05" in config and "decor_lr: 9.5367e-08" in config
+    # no published CIFAR figure: reproduce (the experiments with a target) never needs the files
+    assert not {"cifar10-danp", "cifar100-danp"} & {e.name for e in experiments_with_targets()}
     done = spinlearn("run", "cifar10-danp", "--out", str(tmp_path / "none"), "--quiet")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "needs data.dir" in done.stderr and "data_batch_1..5" in done.stderr
@@ -137,3 +140,13 @@ def test_aggregate_gives_min_and_max_over_seeds():
     out = aggregate(results)
     assert (out["acc_min"], out["acc_max"]) == (0.8, 0.95) and out["acc_mean"] == pytest.approx(0.8833333)
     assert json.dumps(out)  # plain floats
+
+
+@pytest.mark.slow
+def test_cifar_danp_killed_and_resumed_gives_the_uninterrupted_metrics(tmp_path):
+    from test_resume import assert_resume_gives_the_uninterrupted_metrics
+
+    directory = tiny_cifar(tmp_path / "c10", n=48)  # augmentation drawn anew each epoch: restored?
+    args = ["cifar10-danp", "--set", f"data.dir={directory}", "--set", "model.hidden=[8]"]
+    args += ["--set", "train.epochs=3", "--set", "compare.gaussian=false", "--set", "compare.np=false"]
+    assert_resume_gives_the_uninterrupted_metrics(tmp_path, "record", 2, *args)
