@@ -1,7 +1,7 @@
 """Data sets. Everything ships with installed packages; nothing is fetched at run time.
 
 Files a user points at (``data.dir``) and the packaged MNIST are read without executing code: IDX files
-are parsed by hand and pickles (CIFAR-10 batches, ``mnist.pkl.gz``) go through
+are parsed by hand and pickles (CIFAR-10 batches, CIFAR-100 files, ``mnist.pkl.gz``) go through
 :func:`spinlearn._unpickle.load_pickle`, which admits only NumPy arrays and builtin containers.
 """
 
