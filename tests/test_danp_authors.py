@@ -13,11 +13,11 @@ from data_helpers import tiny_cifar, tiny_cifar100
 
 from spinlearn import data
 from spinlearn.errors import ConfigError, DataError
-from spinlearn.experiments import danp_data
+from spinlearn.experiments import EXPERIMENTS, danp_data
 from spinlearn.experiments.registry import SeedResult
 from spinlearn.learning import danp
 from spinlearn.learning.danp_noise import NoiseConfig, layer_sources
-from spinlearn.report import experiments_with_targets
+from spinlearn.report import _section, experiments_with_targets
 from spinlearn.runner import aggregate
 
 
@@ -140,6 +140,10 @@ def test_aggregate_gives_min_and_max_over_seeds():
     out = aggregate(results)
     assert (out["acc_min"], out["acc_max"]) == (0.8, 0.95) and out["acc_mean"] == pytest.approx(0.8833333)
     assert json.dumps(out)  # plain floats
+    summary = {"metrics": out, "seeds": [42, 43, 44], "runtime_s": 1.0, "device": "cpu", "plots": []}
+    section = _section(EXPERIMENTS["mnist-danp"], summary)
+    assert "| metric | mean | std | min | max |" in section
+    assert "| acc | 0.883333 | 0.0764 | 0.8 | 0.95 |" in section
 
 
 @pytest.mark.slow
