@@ -130,12 +130,10 @@ def _subset(cfg: DANPData, splits: data.Splits) -> int:
 
 
 def _authors_scale(splits: data.Splits, full_train: bool) -> data.Splits:
-    """Pixels / 255 (from :mod:`spinlearn.data`'s / 256), the validation part put back in front of
-    training when ``full_train`` (it is the tail of the standard training set)."""
+    """Pixels / 255 (from :mod:`spinlearn.data`'s / 256), the validation part put back behind the
+    training part when ``full_train`` (it is the tail of the standard training set)."""
     rescale = np.float32(256 / PIXEL_MAX)
-    x_train, y_train = splits.x_train, splits.y_train
-    if full_train:
-        x_train, y_train = np.concatenate([x_train, splits.x_val]), np.concatenate([y_train, splits.y_val])
+    x_train, y_train = _training(splits, full_train)
     return data.Splits(
         x_train * rescale,
         y_train,
@@ -146,12 +144,17 @@ def _authors_scale(splits: data.Splits, full_train: bool) -> data.Splits:
     )
 
 
+def _training(splits: data.Splits, full_train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The training images and labels, followed by the validation part when ``full_train``."""
+    if not full_train:
+        return splits.x_train, splits.y_train
+    return np.concatenate([splits.x_train, splits.x_val]), np.concatenate([splits.y_train, splits.y_val])
+
+
 def _cifar(cfg: DANPData, device: torch.device) -> DANPTensors:
     splits = CIFAR_SETS[cfg.dataset](cfg.dir)
     classes = len(data.cifar100_classes(cfg.dir)) if cfg.dataset == "cifar100" else 10
-    x_train, y_train = splits.x_train, splits.y_train
-    if cfg.full_train:
-        x_train, y_train = np.concatenate([x_train, splits.x_val]), np.concatenate([y_train, splits.y_val])
+    x_train, y_train = _training(splits, cfg.full_train)
     n = cfg.train_subset or len(x_train)
     pixels = torch.as_tensor(np.rint(x_train[:n] * 256).astype(np.uint8), device=device)
     labels = torch.as_tensor(y_train[:n], dtype=torch.long, device=device)
