@@ -1,7 +1,7 @@
 """Data sets. Everything ships with installed packages; nothing is fetched at run time.
 
 Files a user points at (``data.dir``) and the packaged MNIST are read without executing code: IDX files
-are parsed by hand and pickles (CIFAR-10 batches, ``mnist.pkl.gz``) go through
+are parsed by hand and pickles (CIFAR-10 batches, CIFAR-100 files, ``mnist.pkl.gz``) go through
 :func:`spinlearn._unpickle.load_pickle`, which admits only NumPy arrays and builtin containers.
 """
 
@@ -243,29 +243,33 @@ CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_SIDE = 32
 
 
-def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch of the CIFAR-10 python format: a pickled dict with ``data`` (n x 3072 uint8,
-    channel-major) and ``labels``. Read without executing code (anything but arrays and builtin
+def _cifar_batch(
+    path: Path, what: str = "CIFAR-10", label_key: str = "labels", classes: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of the CIFAR python format: a pickled dict with ``data`` (n x 3072 uint8,
+    channel-major) and ``label_key`` (``labels`` for CIFAR-10, ``fine_labels`` for CIFAR-100), labels
+    in ``0 .. classes - 1``. Read without executing code (anything but arrays and builtin
     containers in the file is refused: :func:`~spinlearn._unpickle.load_pickle`)."""
     if not path.is_file():
-        raise DataError(f"{path} is missing (CIFAR-10 python batches expected)")
-    batch = load_pickle(path, what="CIFAR-10 batch", encoding="bytes")
+        raise DataError(f"{path} is missing ({what} python batches expected)")
+    batch = load_pickle(path, what=f"{what} batch", encoding="bytes")
     if not isinstance(batch, dict):
-        raise DataError(f"{path} is not a CIFAR-10 batch (expected a pickled dict)")
+        raise DataError(f"{path} is not a {what} batch (expected a pickled dict)")
     images = batch.get(b"data", batch.get("data"))
-    labels = batch.get(b"labels", batch.get("labels"))
+    labels = batch.get(label_key.encode(), batch.get(label_key))
     if images is None or labels is None:
-        raise DataError(f"{path} has no data/labels entries (not a CIFAR-10 python batch)")
+        raise DataError(f"{path} has no data/{label_key} entries (not a {what} python batch)")
+    top = classes - 1
     try:
         images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError, OverflowError):
-        raise DataError(f"{path}: labels must be integers 0-9 (not a CIFAR-10 python batch)") from None
+        raise DataError(f"{path}: labels must be integers 0-{top} (not a {what} python batch)") from None
     if labels.ndim != 1:
         raise DataError(f"{path}: labels have shape {labels.shape}, expected a flat list")
     if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3 * CIFAR_SIDE**2:
         raise DataError(f"{path}: data is {images.dtype} {images.shape}, expected uint8 (n, 3072)")
-    if len(labels) != len(images) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
-        raise DataError(f"{path}: {len(labels)} labels in 0-9 expected for {len(images)} images")
+    if len(labels) != len(images) or labels.min(initial=0) < 0 or labels.max(initial=0) > top:
+        raise DataError(f"{path}: {len(labels)} labels in 0-{top} expected for {len(images)} images")
     return images, labels
 
 
@@ -308,6 +312,72 @@ def write_cifar_batches(
         with open(directory / name, "wb") as fh:
             pickle.dump({b"data": flat[idx], b"labels": [int(v) for v in labels[idx]]}, fh)
     return directory
+
+
+CIFAR100_FOLDER = "cifar-100-python"
+CIFAR100_CLASSES = 100
+
+
+def _cifar100_root(directory: str | None) -> Path:
+    if directory is None:
+        raise DataError(
+            f"CIFAR-100 needs data.dir: a folder holding {CIFAR100_FOLDER}/ (train, test, meta: the python "
+            "version of CIFAR-100); nothing is downloaded"
+        )
+    root = Path(directory)
+    if (root / CIFAR100_FOLDER).is_dir():
+        root = root / CIFAR100_FOLDER
+    if not root.is_dir():
+        raise DataError(f"data.dir {root} is not a directory")
+    return root
+
+
+def cifar100_classes(directory: str | None) -> tuple[str, ...]:
+    """The fine label names listed in CIFAR-100's ``meta`` file (``fine_label_names``), in label order."""
+    path = _cifar100_root(directory) / "meta"
+    if not path.is_file():
+        raise DataError(f"{path} is missing (CIFAR-100 python version: train, test, meta expected)")
+    meta = load_pickle(path, what="CIFAR-100 meta", encoding="bytes")
+    names = meta.get(b"fine_label_names", meta.get("fine_label_names")) if isinstance(meta, dict) else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str | bytes) for n in names):
+        raise DataError(f"{path} has no fine_label_names list (not CIFAR-100's meta file)")
+    return tuple(n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names)
+
+
+def cifar100(directory: str | None) -> Splits:
+    """CIFAR-100 from the standard python version (``train``, ``test``, ``meta``) in ``directory`` or
+    its ``cifar-100-python`` folder, with the fine labels (as many classes as ``meta`` names, 100 in
+    the real set); images as (n, 3, 32, 32) floats in [0, 1), the last 5k of the 50k training images
+    held out for validation (one tenth of a smaller set). Read without executing code; nothing is
+    downloaded."""
+    root = _cifar100_root(directory)
+    classes = len(cifar100_classes(directory))
+    x, y = _cifar_batch(root / "train", "CIFAR-100", "fine_labels", classes)
+    x_test, y_test = _cifar_batch(root / "test", "CIFAR-100", "fine_labels", classes)
+    x, x_test = (a.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE).astype(np.float32) / 256 for a in (x, x_test))
+    n_train = len(x) * 9 // 10
+    return Splits(x[:n_train], y[:n_train], x[n_train:], y[n_train:], x_test, y_test)
+
+
+def write_cifar100(
+    directory: str | Path, images: np.ndarray, labels: np.ndarray, classes: int = CIFAR100_CLASSES
+) -> Path:
+    """Write ``images`` (n, 3, 32, 32) uint8 and fine ``labels`` in CIFAR-100's python layout
+    (``directory/cifar-100-python/{train,test,meta}``; coarse labels all 0), one sixth as the test
+    set (for tests and for proving the CIFAR-100 path on generated data)."""
+    root = Path(directory) / CIFAR100_FOLDER
+    root.mkdir(parents=True, exist_ok=True)
+    flat = images.reshape(len(images), -1).astype(np.uint8)
+    n_test = max(1, len(images) // 6)
+    for name, idx in (("train", slice(0, len(images) - n_test)), ("test", slice(len(images) - n_test, None))):
+        fine = [int(v) for v in labels[idx]]
+        part = {b"data": flat[idx], b"fine_labels": fine, b"coarse_labels": [0] * len(fine)}
+        with open(root / name, "wb") as fh:
+            pickle.dump(part, fh)
+    meta = {b"fine_label_names": [f"class{k}" for k in range(classes)], b"coarse_label_names": ["all"]}
+    with open(root / "meta", "wb") as fh:
+        pickle.dump(meta, fh)
+    return root
 
 
 # --- 5 x 7 letter bitmaps (Hopfield patterns) -----------------------------------------------------

@@ -177,8 +177,12 @@ def _rows(exp: Experiment, summary: dict[str, Any]) -> list[Row]:
 def _section(exp: Experiment, summary: dict[str, Any]) -> str:
     metrics = summary["metrics"]
     names = [k.removesuffix("_mean") for k in metrics if k.endswith("_mean")]
-    lines = ["| metric | mean | std |", "|---|---|---|"]
-    lines += [f"| {n} | {metrics[n + '_mean']:.6g} | {metrics.get(n + '_std', 0.0):.3g} |" for n in names]
+    lines = ["| metric | mean | std | min | max |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {n} | {metrics[n + '_mean']:.6g} | {metrics.get(n + '_std', 0.0):.3g} "
+        f"| {_figure(metrics, n + '_min')} | {_figure(metrics, n + '_max')} |"
+        for n in names
+    ]
     parts = [
         f"### {exp.name}",
         "",
@@ -193,6 +197,11 @@ def _section(exp: Experiment, summary: dict[str, Any]) -> str:
         parts += [energy_markdown(summary["energy"])]
     parts += [f"![{p}]({exp.name}/{p})" for p in summary["plots"]]
     return "\n".join(parts) + "\n"
+
+
+def _figure(metrics: dict[str, Any], name: str) -> str:
+    """A seed-range figure, or "-" in a summary written before ranges were aggregated."""
+    return f"{metrics[name]:.6g}" if name in metrics else "-"
 
 
 def energy_markdown(energy: dict[str, float]) -> str:

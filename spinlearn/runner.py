@@ -131,7 +131,8 @@ def deterministic_algorithms(on: bool) -> Iterator[None]:
 
 def aggregate(results: list[SeedResult], field: str = "metrics") -> dict[str, float]:
     """For every metric (or other ``field`` of the results): ``<metric>`` and ``<metric>_mean``
-    (mean over seeds) and ``<metric>_std`` (sample std, 0 for one seed). The plain name lets
+    (mean over seeds), ``<metric>_std`` (sample std, 0 for one seed), ``<metric>_min`` and
+    ``<metric>_max`` (the range over seeds, as the DANP paper's bands show it). The plain name lets
     single-run figures such as ``cosine_best`` be read under the name their experiment gives them."""
     out: dict[str, float] = {}
     for name in getattr(results[0], field):
@@ -141,6 +142,7 @@ def aggregate(results: list[SeedResult], field: str = "metrics") -> dict[str, fl
         out[name] = mean
         out[f"{name}_mean"] = mean
         out[f"{name}_std"] = math.sqrt(var)
+        out[f"{name}_min"], out[f"{name}_max"] = min(values), max(values)
     return out
 
 

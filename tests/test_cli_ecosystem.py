@@ -30,7 +30,7 @@ def test_help_lists_the_experiments_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.endswith("torch not imported\n"), out.stderr
     text = " ".join(out.stdout.split())
-    assert "an experiment: afd-gradcheck, cifar10-dw-resnet18," in text
+    assert "an experiment: afd-gradcheck, cifar10-danp, cifar10-dw-resnet18, cifar100-danp," in text
     assert "--device {auto,cpu,cuda,cuda:N}" in text and "cuda or cuda:N (default: auto)" in text
     assert "number of seeds (S .. S+N-1) (default: 1)" in text
 

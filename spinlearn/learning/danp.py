@@ -96,7 +96,7 @@ from torch import nn
 from spinlearn._fields import Validated, param
 from spinlearn._random import own_generator
 from spinlearn.errors import ConfigError, TrainingDiverged
-from spinlearn.learning.danp_noise import NOISE_SOURCES, NoiseConfig, NoiseSource
+from spinlearn.learning.danp_noise import NoiseConfig, NoiseSource, layer_sources
 
 VARIANTS = ("danp", "np")
 #: The authors' Adam learning rate for the noise-based MNIST runs [C].
@@ -210,10 +210,9 @@ class DANPNetwork(nn.Module):
         else:
             seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
             noise_generator = torch.Generator(device).manual_seed(seed)
-        factory = NOISE_SOURCES[self.noise_config.kind]
-        self.noise_sources: list[NoiseSource] = [
-            factory(width, noise_generator, self.noise_config, dtype=dtype) for width in sizes[1:]
-        ]
+        self.noise_sources: list[NoiseSource] = layer_sources(
+            sizes[1:], noise_generator, self.noise_config, dtype
+        )
 
     @property
     def n_layers(self) -> int:

@@ -12,7 +12,8 @@ Where these differ from the authors' code
   :math:`\sigma (\{0, 1\} - 1/2)`. Their ``n_sources``, ``p_skew``, ``offset`` and ``clean_pass``
   options (all at their neutral values in the paper's runs) are not offered.
 * ``trace``: the authors stream one trace through all layers, row-major (neighbouring nodes of a
-  sample read neighbouring trace samples, 5 us apart); here each layer has its own
+  sample read neighbouring trace samples, 5 us apart): ``trace_mode = "shared_stream"``
+  (:class:`SharedTrace`, :func:`layer_sources`). The default ``per_node`` gives each layer its own
   :class:`~spinlearn.devices.smtj_noise.TraceNoise`, each node reading the trace from its own random
   offset, rows in time order. Same marginal statistics, less correlation between nodes.
 * ``smtj``: :class:`~spinlearn.devices.smtj_noise.TelegraphNoise` with
@@ -30,12 +31,13 @@ from typing import Protocol
 import torch
 
 from spinlearn._fields import Validated, param
-from spinlearn.devices.smtj_noise import AUTHORS_NOISE, TelegraphNoise, TraceNoise
+from spinlearn.devices.smtj_noise import AUTHORS_NOISE, TelegraphNoise, TraceNoise, load_trace
 from spinlearn.errors import ConfigError
 
 NOISE_KINDS = ("gaussian", "bernoulli", "centred_bernoulli", "smtj", "smtj_device", "trace")
 #: Noise scale per kind when ``NoiseConfig.sigma`` is null: the authors' runs use 1 for device noise
 #: (sMTJ, simulated or measured) and 0.0125 for Bernoulli noise [C]; Gaussian takes the same [I].
+TRACE_MODES = ("per_node", "shared_stream")
 DEFAULT_SIGMA = {
     "gaussian": 0.0125,
     "bernoulli": 0.0125,
@@ -68,6 +70,13 @@ class NoiseConfig(Validated):
         None, "kind trace: CSV/parquet file or directory of chunks (column trace_column), in volts"
     )
     trace_column: str = param("V", "kind trace: the column holding the voltage")
+    trace_mode: str = param(
+        "per_node",
+        "kind trace: per_node (each layer its own stream, each node reading the trace from its own random "
+        "offset) or shared_stream (the authors' code: one stream from the trace's first sample through "
+        "every layer, row-major, so consecutive nodes, passes and layers read consecutive samples)",
+        choices=TRACE_MODES,
+    )
     devices: int = param(
         4,
         "kind smtj_device: simulated sMTJs (devices.smtj physics) whose samples feed every node",
@@ -79,6 +88,8 @@ class NoiseConfig(Validated):
         super().__post_init__()
         if self.kind == "trace" and not self.trace_path:
             raise ConfigError("trace_path = None: noise kind 'trace' needs a trace file or directory")
+        if self.trace_mode == "shared_stream" and self.kind != "trace":
+            raise ConfigError(f"trace_mode = shared_stream is for noise kind trace, not {self.kind}")
 
     @property
     def scale(self) -> float:
@@ -216,6 +227,57 @@ class DeviceNoise:
         self.state = None if saved is None else saved.to(self.generator.device)
 
 
+class SharedTrace:
+    """One measured trace times ``scale``, read as a single stream from its first sample, wrapping at
+    the end (the authors' ``sMTJNoise``: one sampler, one index, for the whole network). Every
+    :class:`StreamLayerNoise` built on it takes the next samples."""
+
+    def __init__(self, path: str, column: str = "V", scale: float = 1.0, device=None, dtype=torch.float32):
+        self.trace = torch.as_tensor(load_trace(path, column) * scale, dtype=dtype, device=device)
+        self.position = 0
+
+    def take(self, n: int) -> torch.Tensor:
+        """The next ``n`` samples of the stream (1-D)."""
+        index = (self.position + torch.arange(n, device=self.trace.device)) % len(self.trace)
+        self.position = (self.position + n) % len(self.trace)
+        return self.trace[index]
+
+    def state_dict(self) -> dict:
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position = int(state["position"])
+
+
+class StreamLayerNoise:
+    """A layer's view of a :class:`SharedTrace`: ``n_rows`` rows of ``width`` nodes filled row-major
+    from the stream (node ``j`` of row ``r`` gets stream sample ``r * width + j`` of this call)."""
+
+    def __init__(self, stream: SharedTrace, width: int) -> None:
+        self.stream, self.width = stream, width
+
+    def __call__(self, n_rows: int) -> torch.Tensor:
+        return self.stream.take(n_rows * self.width).view(n_rows, self.width)
+
+    def state_dict(self) -> dict:
+        return self.stream.state_dict()  # every layer holds the one stream's position
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stream.load_state_dict(state)
+
+
+def layer_sources(
+    widths, generator: torch.Generator, config: NoiseConfig, dtype=torch.float32
+) -> list[NoiseSource]:
+    """One noise source per layer of ``widths``: independent ones from :data:`NOISE_SOURCES`, or
+    views of one :class:`SharedTrace` for ``trace_mode = "shared_stream"`` (the network draws layer 1's
+    two passes, then layer 2's, ..., so the stream runs through the layers in the authors' order)."""
+    if config.kind == "trace" and config.trace_mode == "shared_stream":
+        stream = SharedTrace(config.trace_path, config.trace_column, config.scale, generator.device, dtype)
+        return [StreamLayerNoise(stream, int(w)) for w in widths]
+    return [NOISE_SOURCES[config.kind](int(w), generator, config, dtype=dtype) for w in widths]
+
+
 def _smtj_device(width, generator, config, dtype=torch.float32):
     return DeviceNoise(width, generator, config.scale, config.devices, dtype)
 
@@ -255,11 +317,15 @@ __all__ = [
     "DEFAULT_SIGMA",
     "NOISE_KINDS",
     "NOISE_SOURCES",
+    "TRACE_MODES",
     "BernoulliNoise",
     "DeviceNoise",
     "GaussianNoise",
     "NoiseConfig",
     "NoiseSource",
     "SMTJNoise",
+    "SharedTrace",
+    "StreamLayerNoise",
     "TraceLayerNoise",
+    "layer_sources",
 ]
