@@ -102,9 +102,9 @@ def dw_sgld_run() -> dict:
 
 def danp_run() -> dict:
     """DANP with decorrelation on a 64 -> 2 x 48 -> 10 MLP, the authors' optimizers
-    (``benchmarks/danp_vs_bp.py``)."""
+    (``benchmarks/danp_vs_bp.py``), ``decor_lr`` raised so that four steps move R visibly."""
     net = danp.DANPNetwork(
-        [64, 48, 48, 10], torch.Generator().manual_seed(0), danp.DANPConfig(variant="danp")
+        [64, 48, 48, 10], torch.Generator().manual_seed(0), danp.DANPConfig(variant="danp", decor_lr=1e-3)
     )
     optimizers = danp.make_optimizers(net, lr=1e-3)
     results = []
