@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from benchmarks import alternating, medians, train_seconds
+from benchmarks import alternating, medians, ratio_spread, train_seconds
 from spinlearn.config import TrainConfig
 from spinlearn.energy import Ledger
 from spinlearn.experiments.mnist import CLASSES, MNISTConfig
@@ -56,14 +56,16 @@ def earlier_network() -> Network:
     return Network((784, 256, 256, 256, 256, CLASSES), 128, train)
 
 
-def _model(kind: str, sizes: tuple[int, ...], seed: int) -> nn.Module:
+def _model(kind: str, sizes: tuple[int, ...], seed: int, device: str = "cpu") -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
     if kind == "tanh":
-        return mlp(list(sizes), lambda width, k: nn.Tanh(), gen)
+        return mlp(list(sizes), lambda width, k: nn.Tanh(), gen).to(device)
     cfg = MNISTConfig()
-    backend = SimulatedBackend(cfg.device.mtj(), gen, twin_mismatch=cfg.device.twin_mismatch)
+    # on CUDA the devices draw on a generator of their own there, as a run's do (ctx.generator)
+    devices = gen if device == "cpu" else torch.Generator(device).manual_seed(seed)
+    backend = SimulatedBackend(cfg.device.mtj(), devices, twin_mismatch=cfg.device.twin_mismatch)
     backend.ledger = Ledger(cfg.energy)
-    return mlp(list(sizes), lambda width, k: MTJActivation(width, backend, f"h{k}", cfg.afd), gen)
+    return mlp(list(sizes), lambda width, k: MTJActivation(width, backend, f"h{k}", cfg.afd), gen).to(device)
 
 
 def _data(net: Network, batches: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,16 +74,21 @@ def _data(net: Network, batches: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.randint(0, net.sizes[-1], (len(x),), generator=gen)
 
 
-def epoch_medians(net: Network, epochs: int, batches: int = BATCHES_PER_EPOCH) -> dict[str, float]:
-    """Median epoch time (s) of each variant over ``epochs`` alternating epochs after a warm-up one."""
-    x, y = _data(net, batches)
-    models = {kind: _model(kind, net.sizes, 1) for kind in ("afd", "tanh")}
+def epoch_times(net: Network, epochs: int, batches: int = BATCHES_PER_EPOCH, device="cpu") -> dict[str, list]:
+    """Epoch times (s) of each variant in ``epochs`` alternating epochs after a warm-up one."""
+    x, y = (t.to(device) for t in _data(net, batches))
+    models = {kind: _model(kind, net.sizes, 1, device) for kind in ("afd", "tanh")}
     optimizers = {kind: make_optimizer(model, net.train) for kind, model in models.items()}
 
     def epoch_seconds(kind: str, _: int) -> float:
         return train_seconds(models[kind], optimizers[kind], x, y, net.batch)
 
-    return medians(alternating(models, epoch_seconds, epochs))
+    return alternating(models, epoch_seconds, epochs)
+
+
+def epoch_medians(net: Network, epochs: int, batches: int = BATCHES_PER_EPOCH) -> dict[str, float]:
+    """Median epoch time (s) of each variant (:func:`epoch_times`)."""
+    return medians(epoch_times(net, epochs, batches))
 
 
 def _rss_mib() -> float:
@@ -127,15 +134,24 @@ def run(
     batches: int = BATCHES_PER_EPOCH,
     net: Network | None = None,
     earlier: Network | None = None,
+    device: str = "cpu",
 ) -> dict:
-    """The benchmark; ``net`` and ``earlier`` stand in for the two networks (the tests' small ones)."""
+    """The benchmark; ``net`` and ``earlier`` stand in for the two networks (the tests' small ones).
+    The resident memory is measured on the CPU only (on CUDA the tensors are not in it)."""
     net, earlier = net or mnist_afd_network(), earlier or earlier_network()
-    main = epoch_medians(net, epochs, batches)
-    before = epoch_medians(earlier, epochs, batches)
-    memory = {kind: peak_rss_mib(kind, net) for kind in main}
+    times = epoch_times(net, epochs, batches, device)
+    main = medians(times)
+    before = medians(epoch_times(earlier, epochs, batches, device))
+    if device != "cpu":
+        memory = {}
+    else:
+        memory = {f"{kind}_peak_added_rss_mib": peak_rss_mib(kind, net) for kind in main}
+        memory["memory_ratio"] = memory["afd_peak_added_rss_mib"] / memory["tanh_peak_added_rss_mib"]
     return {
         "benchmark": "afd_vs_torch",
         "ratio": main["afd"] / main["tanh"],
+        "ratio_rounds": ratio_spread(times, "afd", "tanh"),
+        "device": device,
         "afd_epoch_s_median": main["afd"],
         "tanh_epoch_s_median": main["tanh"],
         "sizes": list(net.sizes),
@@ -144,9 +160,7 @@ def run(
         "ratio_4x256_sgd": before["afd"] / before["tanh"],
         "afd_epoch_s_median_4x256_sgd": before["afd"],
         "tanh_epoch_s_median_4x256_sgd": before["tanh"],
-        "afd_peak_added_rss_mib": memory["afd"],
-        "tanh_peak_added_rss_mib": memory["tanh"],
-        "memory_ratio": memory["afd"] / memory["tanh"],
+        **memory,
         "epochs_timed": epochs,
         "batches_per_epoch": batches,
         "threads": torch.get_num_threads(),

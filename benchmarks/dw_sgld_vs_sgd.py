@@ -15,7 +15,7 @@ import itertools
 
 import torch
 
-from benchmarks import step_medians
+from benchmarks import medians, ratio_spread, step_times
 from spinlearn.devices.domain_wall import DomainWall
 from spinlearn.learning.sgld import DWSGLD, SGLD, SGLDConfig
 from spinlearn.nn.dw import Layers
@@ -27,25 +27,28 @@ STEPS_PER_ROUND = 40
 DATA_SIZE = 50_000
 
 
-def _variant(kind: str):
+def _variant(kind: str, device: str = "cpu"):
     init = torch.Generator().manual_seed(0)
     if kind == "dw_sgld":
-        model = mlp(SIZES, Layers(DomainWall(), init, torch.Generator().manual_seed(1)))
+        model = mlp(SIZES, Layers(DomainWall(), init, torch.Generator(device).manual_seed(1))).to(device)
         return model, DWSGLD(
-            model.parameters(), 0.1, SGLDConfig(temperature=0.1), DATA_SIZE, torch.Generator()
+            model.parameters(), 0.1, SGLDConfig(temperature=0.1), DATA_SIZE, torch.Generator(device)
         )
-    model = mlp(SIZES, Layers(None, init))
+    model = mlp(SIZES, Layers(None, init)).to(device)
     if kind == "float_sgld":
-        return model, SGLD(model.parameters(), 0.1, 0.1, DATA_SIZE, generator=torch.Generator())
+        return model, SGLD(model.parameters(), 0.1, 0.1, DATA_SIZE, generator=torch.Generator(device))
     return model, torch.optim.SGD(model.parameters(), lr=0.1)
 
 
-def run(rounds: int = 7) -> dict:
-    variants = {kind: _variant(kind) for kind in ("dw_sgld", "sgd", "float_sgld")}
-    step = step_medians(variants, SIZES, BATCH, STEPS_PER_ROUND, rounds)
+def run(rounds: int = 7, device: str = "cpu") -> dict:
+    variants = {kind: _variant(kind, device) for kind in ("dw_sgld", "sgd", "float_sgld")}
+    times = step_times(variants, SIZES, BATCH, STEPS_PER_ROUND, rounds, device)
+    step = medians(times)
     return {
         "benchmark": "dw_sgld_vs_sgd",
         "ratio": step["dw_sgld"] / step["sgd"],
+        "ratio_rounds": ratio_spread(times, "dw_sgld", "sgd"),
+        "device": device,
         "float_sgld_ratio": step["float_sgld"] / step["sgd"],
         "dw_sgld_step_s_median": step["dw_sgld"],
         "sgd_step_s_median": step["sgd"],

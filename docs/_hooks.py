@@ -6,6 +6,7 @@
 * ``<!-- experiments:STUDY -->`` becomes the table of that study's registered experiments.
 * ``<!-- results -->`` becomes the content of ``docs/results/results.md`` (generated from
   ``spinlearn reproduce``), or a note saying it has not been generated.
+* ``<!-- bench-results -->`` becomes the table of ``benchmarks/results.json`` (``make bench``).
 * Math (``$...$`` and ``$$...$$`` through ``pymdownx.arithmatex``) is rendered to inline SVG with
   matplotlib's mathtext when the site is built. Why: MathJax or KaTeX would have to come from a CDN
   or be vendored into the repository, and the site must render offline with nothing fetched.
@@ -126,12 +127,56 @@ def results_table() -> str:
     return "*Not generated yet: run `spinlearn reproduce --out docs/results`.*"
 
 
+BENCH_RESULTS = DOCS.parent / "benchmarks" / "results.json"
+# what each benchmark's table row shows beside its ratio: its absolute times
+_BENCH_TIMES = {
+    "afd_vs_torch": ("afd_epoch_s_median", "tanh_epoch_s_median", "s / epoch"),
+    "dw_sgld_vs_sgd": ("dw_sgld_step_s_median", "sgd_step_s_median", "s / step"),
+    "danp_vs_bp": ("danp_step_ms_median", "bp_same_step_ms_median", "ms / step"),
+    "hopfield_n1000": ("texture_total_s_median", "hebbian_total_s_median", "s"),
+    "chip_vs_torch": ("chip_step_s_median", "float_step_s_median", "s / step"),
+    "sweep_vs_serial": ("serial_s", "sweep_s", "s"),
+}
+
+
+def bench_results_table() -> str:
+    """The last committed ``benchmarks/results.json`` (``make bench``) as a table: never copied by hand."""
+    import json
+
+    if not BENCH_RESULTS.is_file():
+        return "*Not generated yet: run `make bench`, which writes `benchmarks/results.json`.*"
+    data = json.loads(BENCH_RESULTS.read_text())
+    m = data["machine"]
+    load = ", ".join(f"{x:g}" for x in m.get("load_average", []))
+    out = [
+        f"Measured {m['date']} on {m['cpus']} CPUs ({m['processor']}, torch {m['torch']} with "
+        f"{m['cpu_capability']} kernels, {m['torch_threads']} threads), load average {load or 'unknown'}, "
+        f"device `{data['device']}`.",
+        "",
+        "| Benchmark | ratio | per round: median | quartiles | range | rounds | device rule | digital |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in data["results"].items():
+        rounds = result.get("ratio_rounds")
+        spread = (
+            [f"{rounds['median']:.3f}", f"{rounds['q1']:.3f} to {rounds['q3']:.3f}",
+             f"{rounds['min']:.3f} to {rounds['max']:.3f}", str(rounds["rounds"])]
+            if rounds else ["", "", "", ""]
+        )  # fmt: skip
+        device_key, digital_key, unit = _BENCH_TIMES.get(name, ("", "", ""))
+        times = [f"{result[k]:.4g} {unit}" if k in result else "" for k in (device_key, digital_key)]
+        out.append("| " + " | ".join([f"`{name}`", f"{result['ratio']:.3f}", *spread, *times]) + " |")
+    return "\n".join(out)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     if "<!-- config-reference -->" in markdown:
         markdown = markdown.replace("<!-- config-reference -->", config_reference())
     markdown = _EXPERIMENTS_MARKER.sub(lambda m: experiments_table(m.group(1)), markdown)
     if "<!-- results -->" in markdown:
         markdown = markdown.replace("<!-- results -->", results_table())
+    if "<!-- bench-results -->" in markdown:
+        markdown = markdown.replace("<!-- bench-results -->", bench_results_table())
     return markdown
 
 

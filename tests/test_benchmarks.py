@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 
+import pytest
 import torch
 
 from benchmarks import afd_vs_torch
@@ -48,3 +49,56 @@ def test_chip_vs_torch_times_the_chip_against_its_float_twin():
     assert [type(m).__name__ for m in chip] == ["DWLinear", "MTJActivation", "DWLinear"]
     result = chip_vs_torch.run(rounds=1)
     assert result["ratio"] == result["chip_step_s_median"] / result["float_step_s_median"] > 0
+
+
+def test_ratio_spread_is_over_the_rounds_measured_back_to_back():
+    from benchmarks import ratio_spread
+
+    times = {"device": [2.0, 3.0, 5.0, 8.0], "digital": [1.0, 2.0, 2.0, 4.0]}
+    spread = ratio_spread(times, "device", "digital")  # rounds: 2, 1.5, 2.5, 2
+    assert (spread["median"], spread["min"], spread["max"], spread["rounds"]) == (2.0, 1.5, 2.5, 4)
+    assert spread["min"] <= spread["q1"] <= spread["median"] <= spread["q3"] <= spread["max"]
+
+
+def test_bench_writes_results_json_with_the_spread_and_the_docs_show_it(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from benchmarks import dw_sgld_vs_sgd
+    from benchmarks.__main__ import summary_line, write_results
+
+    result = dw_sgld_vs_sgd.run(rounds=2)
+    assert "dw_sgld_vs_sgd: ratio" in summary_line("dw_sgld_vs_sgd", result) and "quartiles" in summary_line(
+        "dw_sgld_vs_sgd", result
+    )
+    out = tmp_path / "results.json"
+    write_results({"dw_sgld_vs_sgd": result}, "cpu", out)
+    data = json.loads(out.read_text())
+    assert data["device"] == "cpu" and data["machine"]["cpus"] >= 1
+    assert data["results"]["dw_sgld_vs_sgd"]["ratio_rounds"]["rounds"] == 2
+    hooks_path = Path(__file__).parent.parent / "docs" / "_hooks.py"
+    spec = importlib.util.spec_from_file_location("docs_hooks_for_bench", hooks_path)
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    hooks.BENCH_RESULTS = out
+    assert f"| `dw_sgld_vs_sgd` | {result['ratio']:.3f} |" in hooks.bench_results_table()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the CUDA benchmarks would run")
+def test_cuda_bench_without_a_gpu_is_skipped_with_one_line(capsys):
+    from benchmarks.__main__ import main
+
+    assert main(["all", "--device", "cuda"]) == 0
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "benchmarks: --device cuda: no CUDA device here (torch.cuda.is_available() is False); skipped"
+    ]
+
+
+def test_profile_lists_the_top_ops_with_their_shares():
+    from benchmarks import profile
+
+    a = torch.randn(64, 64)
+    result = profile.top_ops(lambda: [torch.tanh(a @ a) for _ in range(3)], top=3)
+    ops = [op for op, _, _ in result["ops"]]
+    assert len(ops) == 3 and any("mm" in op for op in ops)
+    assert 0 < sum(share for _, _, share in result["ops"]) + result["outside_share"] <= 1 + 1e-9

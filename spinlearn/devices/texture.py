@@ -296,23 +296,35 @@ class TextureFilm:
         p, n = self.params, self.n
         count = s.shape[0]
         eta, rho = p.step_fraction, p.hebbian_gain
-        a = self.coupling * s  # a_mu = c o s_mu
+        # a_mu = c o s_mu and b_mu = c o y_mu (y_mu as pattern mu met it), side by side per pattern:
+        # the correction below is then one product over both (the loop is bound by reading them)
+        ab = torch.empty(count, 2, n, device=s.device, dtype=s.dtype)
+        a, b = ab[:, 0], ab[:, 1]
+        torch.mul(self.coupling, s, out=a)
         field0 = s @ self.w / n  # y of every pattern against the texture before the epoch
         self.write_energy_j += self._pulse_energy_j(s, field0)
         self.writes += count
-        b = torch.empty_like(s)  # b_mu = c o y_mu, y_mu as pattern mu met it
+        ax_all = a @ s.T  # a_nu . s_mu of every pair at once: column mu holds pattern mu's
+        weights = torch.empty(count, 2, device=s.device, dtype=s.dtype)  # of a_nu and b_nu in the correction
         diag = torch.zeros(n, device=s.device, dtype=s.dtype)  # removed diagonal of the updates so far
+        y = torch.empty(n, device=s.device, dtype=s.dtype)
         for mu in range(count):
             x = s[mu]
-            y = field0[mu]
             if mu:
-                ax, bx = a[:mu] @ x, b[:mu] @ x
-                correction = rho * (ax @ a[:mu]) - 0.5 * (ax @ b[:mu] + bx @ a[:mu])
-                y = y + (eta * correction - diag * x) / n
-            b[mu] = self.coupling * y
-            diag += eta * (rho * a[mu] ** 2 - a[mu] * b[mu])
+                # correction = rho (ax . a) - (ax . b + bx . a) / 2 over the patterns before mu
+                ax = ax_all[:mu, mu]
+                torch.mv(b[:mu], x, out=weights[:mu, 0])  # bx
+                weights[:mu, 0].mul_(-0.5).add_(ax, alpha=rho)
+                torch.mul(ax, -0.5, out=weights[:mu, 1])
+                correction = weights[:mu].reshape(-1) @ ab[:mu].reshape(2 * mu, n)
+                torch.addcmul(correction.mul_(eta), diag, x, value=-1.0, out=y)
+                y.div_(n).add_(field0[mu])
+                torch.mul(self.coupling, y, out=b[mu])
+            else:
+                torch.mul(self.coupling, field0[0], out=b[0])
+            diag.addcmul_(a[mu], torch.add(b[mu], a[mu], alpha=-rho), value=-eta)  # eta a (rho a - b)
         half = a.T @ (0.5 * (rho * a - b))
-        self.w += eta * (half + half.T)
+        self.w += eta * (half + half.T)  # one sum per link: w stays exactly symmetric
         self.w.fill_diagonal_(0.0)
         if p.write_noise:
             self.w += symmetric_noise(n, p.write_noise * math.sqrt(count), self.generator, self.w)
