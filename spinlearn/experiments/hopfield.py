@@ -254,6 +254,14 @@ def check_rules(rules: tuple[str, ...]) -> None:
         raise ConfigError(f"rules = {list(rules)}: unknown {unknown} (known: {', '.join(hopfield.RULES)})")
 
 
+def _rules_param():
+    return param(
+        SWEEP_RULES,
+        f"rules compared ({', '.join(hopfield.RULES)}; texture: the film under device.law)",
+        min_len=1,
+    )
+
+
 @dataclass(frozen=True)
 class CapacitySweepConfig(Validated):
     """Network sizes, loads and probes of the capacity sweep."""
@@ -268,11 +276,7 @@ class CapacitySweepConfig(Validated):
     )
     flip: float = param(0.1, "fraction of flipped bits in every probe", ge=0, le=0.5)
     max_probes: int = param(100, "probes per load (one per pattern, the first patterns)", ge=1, le=100_000)
-    rules: tuple[str, ...] = param(
-        SWEEP_RULES,
-        f"rules compared ({', '.join(hopfield.RULES)}; texture: the film under device.law)",
-        min_len=1,
-    )
+    rules: tuple[str, ...] = _rules_param()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -358,11 +362,7 @@ class SimilaritySweepConfig(Validated):
         lt=1,
         min_len=1,
     )
-    rules: tuple[str, ...] = param(
-        SWEEP_RULES,
-        f"rules compared ({', '.join(hopfield.RULES)}; texture: the film under device.law)",
-        min_len=1,
-    )
+    rules: tuple[str, ...] = _rules_param()
 
     def __post_init__(self) -> None:
         super().__post_init__()
