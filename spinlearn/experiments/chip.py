@@ -50,12 +50,12 @@ class ChipConfig(DWConfig):
 
 
 def run(cfg: ChipConfig, ctx: RunContext) -> SeedResult:
-    result = dw.run_compare(cfg, ctx)
+    d, shape = dw.load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
+    result = dw.run_compare(cfg, ctx, (d, shape))
     m = result.metrics
     m["float_test_accuracy"] = m["accuracy_sgd"]
     m["chip_minus_float"] = m["test_accuracy"] - m["accuracy_sgd"]
     if cfg.perturbation.enabled:
-        d, shape = dw.load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
         metrics, history = chip_perturbation.train(cfg, ctx, d, shape)
         m.update(metrics)
         result.artifacts["histories"]["node perturbation (DW pulses)"] = [history]

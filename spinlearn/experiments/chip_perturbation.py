@@ -124,7 +124,7 @@ def train(cfg, ctx: RunContext, d: Tensors, shape) -> tuple[dict[str, float], li
         for group in optimizer.param_groups:
             group["lr"] = lr
         perm = torch.randperm(n, generator=order).to(x.device)
-        losses = torch.zeros((), dtype=torch.float64)
+        loss_sum = 0.0
         start = time.perf_counter()
         with ledger.in_phase("train"):
             for first in range(0, n, p.batch_size):
@@ -134,12 +134,12 @@ def train(cfg, ctx: RunContext, d: Tensors, shape) -> tuple[dict[str, float], li
                 )
                 moments.apply()
                 optimizer.step()
-                losses += step.loss * len(idx)
+                loss_sum += step.loss * len(idx)
                 clock["steps"] += 1
         clock["busy_s"] += time.perf_counter() - start
         with ledger.in_phase("evaluation"):
             accuracy = chip.accuracy(x_eval, y_eval, True, p.eval_batch)
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": float(losses) / n, "test_accuracy": accuracy}
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / n, "test_accuracy": accuracy}
         history.append(record)
         ctx.on_epoch({"variant": "danp_chip", **record})
     x_test, y_test = d.test

@@ -313,9 +313,12 @@ def _held_out(cfg: DWConfig, ctx: RunContext, d: Tensors, shape, k: int) -> dict
     return metrics
 
 
-def run_compare(cfg: DWConfig, ctx: RunContext) -> SeedResult:
-    """DW-SGLD beside float SGLD (and SGD): mnist-dw-sgld, mnist-dw-resnet18, cifar10-dw-resnet18."""
-    d, shape = load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
+def run_compare(
+    cfg: DWConfig, ctx: RunContext, loaded: tuple[Tensors, tuple[int, ...]] | None = None
+) -> SeedResult:
+    """DW-SGLD beside float SGLD (and SGD): mnist-dw-sgld, mnist-dw-resnet18, cifar10-dw-resnet18.
+    ``loaded``: the data as :func:`load` returns it, for a caller that trains more on it."""
+    d, shape = loaded or load(cfg.data, ctx.seed, ctx.device, ctx.out_dir)
     labels = d.test[1]
     held_out = ood.held_out_class(cfg.ood.held_out_class, ctx.seed, d.classes) if cfg.ood.held_out else None
     probes = ood.probes(d, shape, cfg.ood.size, ctx.seed)
@@ -420,8 +423,9 @@ def resnet18_config(width: float, data: DWData, train: DWTrainConfig, **sections
 
 
 def compare_epochs(cfg: DWConfig) -> int:
-    """Epochs of a comparison run: DW-SGLD's and each enabled baseline's."""
-    return cfg.train.epochs * (1 + cfg.compare.float_sgld + cfg.compare.sgd)
+    """Epochs of a comparison run: DW-SGLD's, each enabled baseline's and the held-out-class runs'."""
+    held_out = (1 + cfg.compare.sgd) * cfg.ood.held_out
+    return cfg.train.epochs * (1 + cfg.compare.float_sgld + cfg.compare.sgd + held_out)
 
 
 #: What a posterior is for (issue 28): telling inputs no class fits better than one sample and than
