@@ -32,7 +32,7 @@ from spinlearn.experiments import dw
 from spinlearn.experiments.mnist import Tensors
 from spinlearn.experiments.registry import RunContext
 from spinlearn.learning.danp import cross_entropy_per_sample
-from spinlearn.learning.danp_noise import NOISE_SOURCES
+from spinlearn.learning.danp_noise import layer_sources
 from spinlearn.learning.moments import AdamDirection
 from spinlearn.learning.perturbation import node_perturbation_step
 from spinlearn.learning.sgld import DWSGLD
@@ -66,10 +66,7 @@ class _Chip:
         self.layers = [m for m in self.model.modules() if isinstance(m, DWLinear)]
         self.activations = [m for m in self.model.modules() if isinstance(m, MTJActivation)]
         self.generator = torch.Generator(ctx.device).manual_seed(ctx.seed + 13)
-        self.noises = [
-            NOISE_SOURCES[cfg.noise.kind](layer.out_features, self.generator, cfg.noise)
-            for layer in self.layers
-        ]
+        self.noises = layer_sources([layer.out_features for layer in self.layers], self.generator, cfg.noise)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, noisy: bool) -> torch.Tensor:
