@@ -1,9 +1,11 @@
 """The chip: DW synapses feeding MTJ neurons, trained with no digital gradient pass."""
 
+import pytest
 import torch
 from cli_helpers import run_summary
 
 import spinlearn as sl
+from spinlearn import cli
 from spinlearn.nn import DWLinear, MTJActivation
 
 
@@ -22,3 +24,16 @@ def test_iris_chip_trains_on_devices_only_and_books_reads_and_pulses(tmp_path):
     assert not compute  # every weight on DW pairs, every nonlinearity an MTJ
     assert sum(isinstance(m, DWLinear) for m in model.modules()) == 2
     assert sum(isinstance(m, MTJActivation) for m in model.modules()) == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("perturbation.lr=0", "perturbation.lr = 0.0: must be > 0 and <= 1"),
+        ("noise.kind=magic", "noise.kind = 'magic': must be one of gaussian, bernoulli, centred_bernoulli, "),
+    ],
+)
+def test_bad_perturbation_chip_input_is_one_line_and_exit_2(tmp_path, capsys, setting, message):
+    assert cli.main(["run", "iris-chip", "--quiet", "--out", str(tmp_path), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spinlearn: error: {message}") and err.count("\n") == 1
