@@ -9,10 +9,9 @@ import pytest
 import yaml
 from cli_helpers import spinlearn
 
-from spinlearn import cli, config
+from spinlearn import _jit, cli, config
 from spinlearn._experiment_names import builtin_names
 from spinlearn.experiments import EXPERIMENTS
-from spinlearn.learning import _jit
 
 
 def test_version_is_the_installed_distributions():

@@ -158,8 +158,15 @@ def test_weights_change_only_through_the_devices():
     assert torch.equal(layer.weight, before) and opt.pulses == 0
 
 
-@pytest.mark.parametrize("scratch", [None, tuple(torch.full((3, 12_000), float("nan")).unbind())])
-def test_rebalancing_exchanges_the_devices_exactly_where_the_passive_one_is_nearer_the_middle(scratch):
+@pytest.mark.parametrize(
+    "scratch, kernel",
+    [(None, True), (None, False), (tuple(torch.full((3, 12_000), float("nan")).unbind()), False)],
+)
+def test_rebalancing_exchanges_the_devices_exactly_where_the_passive_one_is_nearer_the_middle(
+    scratch, kernel, monkeypatch
+):
+    """The numba pass and the eager passes (no numba, or off the CPU) alike."""
+    monkeypatch.setattr(dw_bank._jit, "available", lambda: kernel)
     layer = row_layer(10_000, DomainWall(DWParams(variability=0.2)))
     syn = layer.synapses
     syn.u.copy_((torch.rand(syn.u.shape, generator=gen(1)) - 0.5) * P.track_length_m)

@@ -1,11 +1,13 @@
 """The fused DW-SGLD kernel (spinlearn/learning/sgld_fused.py) against the eager passes it replaces."""
 
+import numpy
 import pytest
 import torch
 
+from spinlearn import _jit
 from spinlearn.devices.domain_wall import DomainWall, DWParams
 from spinlearn.hardware import dw_bank
-from spinlearn.learning import _jit, sgld_fused
+from spinlearn.learning import sgld_fused
 from spinlearn.learning.sgld import DWSGLD, SGLDConfig
 from spinlearn.nn.dw import DWLinear
 
@@ -166,9 +168,31 @@ def test_kernel_compiles_without_a_cache_directory(monkeypatch):
         return compile_(cache=False)
 
     monkeypatch.setattr(sgld_fused, "_compile", no_cache_dir)
-    monkeypatch.setattr(sgld_fused, "_kernel", None)
+    monkeypatch.setattr(sgld_fused, "_kernels", None)
     _train(True, DWParams(), SGLDConfig(temperature=0.1), steps=1)
-    assert sgld_fused._kernel is not None
+    assert sgld_fused._kernels is not None
+
+
+def test_chunked_kernel_equals_the_serial_one():
+    """With more than one thread a large segment runs in chunks: the same walls, weights and counts."""
+    if sgld_fused._kernels is None:
+        sgld_fused._kernels = _jit.compile_cached(sgld_fused._compile)
+    serial, chunked = sgld_fused._kernels
+    size = 3 * sgld_fused.CHUNK + 123
+    g = gen(5)
+    grad = (torch.randn(size, generator=g) * 5e-3).numpy()
+    walls = ((torch.rand(2, size, generator=g) - 0.5) * 2 * HALF).numpy()
+    factors = (1 + 0.1 * torch.randn(2, size, generator=g)).abs().numpy()
+    noise = torch.randn(size, generator=g).numpy()
+    scalars = [-2000.0, 2e-10, 2e-19, 4e-19, 0.5, 16.0, 9.0, 0.0, HALF, 2e-8, 2.5e5]
+    results = []
+    for kernel in (serial, chunked):
+        active, param = walls[0].copy(), numpy.zeros(size, numpy.float32)
+        sums = kernel(grad, active, walls[1], *factors, noise, param, numpy.array(scalars, numpy.float32))
+        results.append((active, param, sums))
+    (a0, p0, s0), (a1, p1, s1) = results
+    assert numpy.array_equal(a0, a1) and numpy.array_equal(p0, p1)
+    assert s0 == s1 and s0[0] > 0 and s0[1] > 0 and s0[2] > 0
 
 
 def test_numba_follows_torch_thread_count_in_every_thread():

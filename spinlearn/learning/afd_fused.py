@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spinlearn.learning import _jit
-from spinlearn.learning._jit import FAST_MATH, compile_cached, follow_torch_threads
+from spinlearn import _jit
+from spinlearn._jit import FAST_MATH, compile_cached, follow_torch_threads
 
 _kernel = None  # compiled on first use: numba's import and compilation cost seconds
 

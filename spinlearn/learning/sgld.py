@@ -288,6 +288,11 @@ class DWSGLD(_Langevin):
                 grads[-1].append(grad)
         if not live:
             return
+        # flat gradients; numpy ones where the fused kernel programs every bank (CPU float32)
+        fused = self.fused and all(sgld_fused.applies(bank.u) for bank in banks)
+        flat = [[None if g is None else g.reshape(-1) for g in bank_grads] for bank_grads in grads]
+        if fused:
+            flat = [[None if g is None else g.numpy() for g in bank_flat] for bank_flat in flat]
         extremes = torch.stack([x for b, i in live for x in torch.aminmax(grads[b][i])]).tolist()
         # a crossbar's parameters (weight and bias) share one quantisation step, so one plan
         keys = [getattr(banks[b].params[i], "crossbar", banks[b].params[i]) for b, i in live]
@@ -305,9 +310,9 @@ class DWSGLD(_Langevin):
                 shared[key] = self._plan(delta, variance, banks[b].synapses[i], lr)
             plans[b][i] = shared[key]
         count, energy = 0, 0.0
-        for bank, bank_grads, bank_plans in zip(banks, grads, plans, strict=True):
+        for bank, bank_flat, bank_plans in zip(banks, flat, plans, strict=True):
             if any(plan is not None for plan in bank_plans):
-                bank_count, bank_energy = self._program(bank, bank_grads, bank_plans, variance > 0)
+                bank_count, bank_energy = self._program(bank, bank_flat, bank_plans, variance > 0, fused)
                 count += bank_count
                 energy += bank_energy
         self._updates += sum(grads[b][i].numel() for b, i in live)
@@ -405,16 +410,16 @@ class DWSGLD(_Langevin):
         )
 
     def _program(
-        self, bank: SynapseBank, grads: list, plans: list[_Plan | None], diffuse: bool
+        self, bank: SynapseBank, flat_grads: list, plans: list[_Plan | None], diffuse: bool, fused: bool
     ) -> tuple[int, float]:
         """Quantise each tensor's drift, count the pulses, and send them, window by window; returns
-        the pulses sent and their energy (J). ``diffuse``: whether there is a Langevin variance.
+        the pulses sent and their energy (J). ``flat_grads``: each tensor's flat gradient (numpy
+        arrays where ``fused``, the fused kernel's). ``diffuse``: whether there is a Langevin variance.
 
         Written as few in-place passes as possible: on a CPU the update is bound by the number of
         elementwise kernels, not by arithmetic. Per window, the passes that need a crossbar's own
         scales run per crossbar (a run of segments); the rest run once over the window."""
         cfg = self.config
-        flat_grads = [None if g is None else g.reshape(-1) for g in grads]
         clamp_pairs = any(plan is not None and plan.cool is not None for plan in plans)
         pairs_target = self._pairs_target.get((bank.u.dtype, bank.u.device))
         if pairs_target is None:  # a 0-dim tensor: torch.sub(tensor, ...) is twice as fast as with a number
@@ -426,9 +431,9 @@ class DWSGLD(_Langevin):
         count, energy, largest_code = 0, 0.0, 2 ** (cfg.bits - 1) - 1
         for w, segments in enumerate(bank.windows):
             views = self._window(bank, w, plans)
-            if self.fused and views.arrays is not None:
+            if fused:
                 window_count, window_energy = self._program_fused(
-                    bank, views, segments, plans, flat_grads, diffuse, clamp_pairs, linear
+                    bank, views, segments, plans, flat_grads, diffuse, clamp_pairs
                 )
                 count += window_count
                 energy += window_energy
@@ -498,23 +503,20 @@ class DWSGLD(_Langevin):
         flat_grads,
         diffuse,
         clamp_pairs,
-        linear,
     ) -> tuple[int, float]:
         """One window of :meth:`_program` in the fused kernel (:mod:`.sgld_fused`), a segment at a
         time: the same pool window, so the same noise as the eager passes."""
         noise = self.noise.take((views.active.numel(),)).numpy()
         half, edge = 0.5 * bank.dw_params.track_length_m, bank.dw_params.edge_length_m
-        counts = np.empty(3, np.int64)
-        count, energy = 0, 0.0
+        count, energy, pairs_target = 0, 0.0, float(self.config.pairs)
         for seg, arrays in zip(segments, views.arrays, strict=True):
             plan = plans[seg.index]
             if plan is None:
                 continue
-            sgld_fused.program_segment(
+            drift, hot, pairs = sgld_fused.program_segment(
                 arrays, flat_grads[seg.index][seg.flat], noise[seg.window], plan, diffuse, clamp_pairs,
-                float(self.config.pairs), half, edge, linear, counts,
+                pairs_target, half, edge,
             )  # fmt: skip
-            drift, hot, pairs = (int(v) for v in counts)
             self._hot += hot
             pair_pulses = 2 * pairs if diffuse else 0
             count += drift + pair_pulses

@@ -1,4 +1,5 @@
-"""What the numba kernels (:mod:`.afd_fused`, :mod:`.sgld_fused`) share: their fast-math flags,
+"""What the numba kernels (:mod:`spinlearn.learning.afd_fused`, :mod:`spinlearn.learning.sgld_fused`,
+the bank's rebalancing in :mod:`spinlearn.hardware.dw_bank`) share: their fast-math flags,
 the thread count they follow, and a compile that falls back to no disk cache."""
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def follow_torch_threads() -> None:
 
         numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
         _set.threads = wanted
+
+
+def numba_threads() -> int:
+    """The thread count :func:`follow_torch_threads` last gave numba in the calling thread."""
+    return getattr(_set, "threads", 1)
 
 
 def compile_cached(factory):
