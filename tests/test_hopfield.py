@@ -8,6 +8,7 @@ import torch
 from cli_helpers import run_summary, spinlearn
 
 from spinlearn import config, data
+from spinlearn.devices import _texture_fused
 from spinlearn.devices.texture import TextureFilm, TextureParams, relaxation_fraction, symmetric_noise
 from spinlearn.errors import ConfigError
 from spinlearn.experiments.hopfield import SWEEP_RULES, Hopfield35Config, random_patterns, similar_patterns
@@ -24,7 +25,11 @@ def patterns(count, n, seed=1):
     return random_patterns(count, n, torch.Generator().manual_seed(seed), "cpu").double()
 
 
-def test_one_epoch_equals_the_law_applied_pulse_by_pulse():
+@pytest.mark.parametrize("fused", [True, False])
+def test_one_epoch_equals_the_law_applied_pulse_by_pulse(fused, monkeypatch):
+    """The numba epoch (CPU) and the eager one (no numba, or off the CPU) alike."""
+    if not fused:
+        monkeypatch.setattr(_texture_fused, "applies", lambda w: False)
     device = film(dataclasses.replace(QUIET, variability=0.3, initial_spread=0.05, hebbian_gain=0.2))
     xs = patterns(9, 40)
     w, c, n = device.w.clone(), device.coupling, 40
@@ -36,6 +41,33 @@ def test_one_epoch_equals_the_law_applied_pulse_by_pulse():
         w.fill_diagonal_(0.0)
     device.apply(xs)
     torch.testing.assert_close(device.w, w.clamp(-1, 1), rtol=0, atol=1e-14)
+
+
+def test_fused_epochs_follow_the_eager_ones_with_write_noise(monkeypatch):
+    """float32, the default noise: the same draws; the loop's sums in another order only."""
+    runs = []
+    for fused in (True, False):
+        monkeypatch.setattr(_texture_fused, "applies", lambda w, on=fused: on)
+        gen = torch.Generator().manual_seed(3)
+        device = TextureFilm(TextureParams(), 200, gen)
+        xs = random_patterns(30, 200, gen, "cpu")
+        for _ in range(3):
+            device.apply(xs)
+        runs.append(device.w)
+    assert torch.equal(runs[0], runs[0].T)
+    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=1e-6)
+
+
+def test_the_write_back_is_bitwise_the_eager_passes():
+    gen = torch.Generator().manual_seed(4)
+    w = symmetric_noise(130, 0.5, gen, torch.empty(0)).clamp_(-1, 1)
+    update, noise = torch.randn(130, 130, generator=gen), torch.randn(130, 130, generator=gen)
+    w[0, 1] = w[1, 0] = 0.999  # pushed past the clip
+    eager = w + 0.3 * (update + update.T)
+    eager.fill_diagonal_(0.0)
+    eager = (eager + (noise + noise.T).mul_(0.02).fill_diagonal_(0.0)).clamp_(-1, 1)
+    _texture_fused.write_back(w.numpy(), update.numpy(), 0.3, noise.numpy(), 0.02)
+    assert torch.equal(w, eager) and float(w[0, 1]) == 1.0
 
 
 def test_an_oja_pulse_is_the_hand_computed_step():

@@ -124,6 +124,7 @@ from dataclasses import dataclass
 import torch
 
 from spinlearn._fields import Validated, affects, param
+from spinlearn.devices import _texture_fused
 from spinlearn.errors import ConfigError
 
 MIN_COUPLING = 0.1  # an electrode with a worse contact than this would have been rejected in fab
@@ -285,7 +286,8 @@ class TextureFilm:
 
         Exact sequential Euler steps of the law in the module docstring, computed in O(P^2 N) plus
         two N x P x N products: the updates of one epoch are rank-2 terms, so the field each pattern
-        meets is the initial field plus the low-rank corrections of the pulses before it.
+        meets is the initial field plus the low-rank corrections of the pulses before it. On the CPU
+        the pulse loop and the write-back run as two numba passes (:mod:`._texture_fused`).
         """
         if patterns.ndim != 2 or patterns.shape[1] != self.n:
             raise ConfigError(f"patterns must have shape (P, {self.n}), got {tuple(patterns.shape)}")
@@ -305,6 +307,17 @@ class TextureFilm:
         self.write_energy_j += self._pulse_energy_j(s, field0)
         self.writes += count
         ax_all = a @ s.T  # a_nu . s_mu of every pair at once: column mu holds pattern mu's
+        if _texture_fused.applies(self.w):
+            diag = torch.zeros(n, device=s.device, dtype=s.dtype)
+            arrays = (s, ab, ax_all, field0, self.coupling, diag)
+            _texture_fused.pulses(*(t.numpy() for t in arrays), eta, rho)
+            half = a.T @ (0.5 * (rho * a - b))
+            noise, scale = None, 0.0
+            if p.write_noise:  # symmetric_noise's draw, scaled and mirrored in the write-back
+                noise = torch.randn(n, n, generator=self.generator, device=s.device, dtype=s.dtype).numpy()
+                scale = p.write_noise * math.sqrt(count) / math.sqrt(2.0)
+            _texture_fused.write_back(self.w.numpy(), half.numpy(), eta, noise, scale)
+            return
         weights = torch.empty(count, 2, device=s.device, dtype=s.dtype)  # of a_nu and b_nu in the correction
         diag = torch.zeros(n, device=s.device, dtype=s.dtype)  # removed diagonal of the updates so far
         y = torch.empty(n, device=s.device, dtype=s.dtype)
