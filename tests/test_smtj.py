@@ -374,3 +374,23 @@ def test_parquet_round_trip_when_pyarrow_is_installed(tmp_path):
 def test_bad_parameters_raise_config_error_naming_the_field(cls, field, value):
     with pytest.raises(ConfigError, match=field):
         cls(**{field: value})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_telegraph_noise_is_bitwise_the_eager_passes(dtype, monkeypatch):
+    """The numba pass (CPU) against the eager flips, cumulative product and arithmetic, over calls."""
+    runs = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(smtj_noise._jit, "available", lambda: False)
+        g = gen(21)
+        sign = smtj_noise.initial_telegraph_sign(300, g, dtype)
+        samples = []
+        for rows in (64, 1, 129):
+            v, sign = smtj_noise.authors_noise(sign, rows, g)
+            samples.append(v)
+        runs.append((torch.cat(samples), sign))
+    (v_fused, sign_fused), (v_eager, sign_eager) = runs
+    assert v_fused.dtype == dtype and torch.equal(v_fused, v_eager) and torch.equal(sign_fused, sign_eager)
+    flips = (v_fused[1:] - v_fused[:-1]).abs() > AUTHORS_NOISE.telegraph_amplitude_v  # sign changes
+    assert 0.05 < float(flips.double().mean()) < 0.12  # flip probability 0.0809

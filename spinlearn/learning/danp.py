@@ -294,11 +294,12 @@ def _decorrelation_gradient(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """:math:`(C \\circ (1 - I)) R` with :math:`C = z^T z / B`, never forming C when B < d."""
     batch, width = z.shape
     # diag(C) R goes in as the product's addend, and 1/B as its alpha: two passes over the d x d
-    # result instead of four
+    # result instead of four; in place, since an out-of-place addmm copies its addend first (a
+    # transposing copy, as costly here as the product's addend pass itself)
     diag_r = r * z.square().sum(0).mul_(-1.0)[:, None]
     if batch < width:  # 2 B d^2 vs B d^2 + d^3 flops
-        return torch.addmm(diag_r, z.t(), z @ r, alpha=1.0 / batch, beta=1.0 / batch)
-    return torch.addmm(diag_r, z.t() @ z, r, alpha=1.0 / batch, beta=1.0 / batch)
+        return diag_r.addmm_(z.t(), z @ r, alpha=1.0 / batch, beta=1.0 / batch)
+    return diag_r.addmm_(z.t() @ z, r, alpha=1.0 / batch, beta=1.0 / batch)
 
 
 def _decorrelation_gradients(net: DANPNetwork, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
