@@ -1,5 +1,7 @@
 """The fused DW-SGLD kernel (spinlearn/learning/sgld_fused.py) against the eager passes it replaces."""
 
+import math
+
 import numpy
 import pytest
 import torch
@@ -57,8 +59,8 @@ def _train(fused, params, config, grad_scale=1.0, steps=6, nan_in=None, zero_lay
 def _both(monkeypatch, *args, **kwargs):
     """The same training fused and eager; asserts that the kernel ran in the first only."""
     calls = []
-    kernel = sgld_fused.program_segment
-    monkeypatch.setattr(sgld_fused, "program_segment", lambda *a: calls.append(1) or kernel(*a))
+    kernel = sgld_fused.program_window
+    monkeypatch.setattr(sgld_fused, "program_window", lambda *a: calls.append(1) or kernel(*a))
     fused = _train(True, *args, **kwargs)
     assert calls
     calls.clear()
@@ -177,7 +179,7 @@ def test_chunked_kernel_equals_the_serial_one():
     """With more than one thread a large segment runs in chunks: the same walls, weights and counts."""
     if sgld_fused._kernels is None:
         sgld_fused._kernels = _jit.compile_cached(sgld_fused._compile)
-    serial, chunked = sgld_fused._kernels
+    serial, chunked = sgld_fused._kernels[:2]
     size = 3 * sgld_fused.CHUNK + 123
     g = gen(5)
     grad = (torch.randn(size, generator=g) * 5e-3).numpy()
@@ -220,3 +222,45 @@ def test_numba_follows_torch_thread_count_in_every_thread():
     finally:
         torch.set_num_threads(before)
         _jit.follow_torch_threads()
+
+
+def test_more_tensors_than_a_group_in_one_window_agree(monkeypatch):
+    """Twelve tensors in one window: the kernel takes them in calls of ``GROUP`` segments."""
+    calls = []
+    kernel = sgld_fused.program_window
+    monkeypatch.setattr(sgld_fused, "program_window", lambda *a: calls.append(len(a[1])) or kernel(*a))
+    config, device = SGLDConfig(temperature=0.1, bits=6), DomainWall(DWParams())
+    runs = []
+    for fused in (True, False):
+        layers = [
+            DWLinear.from_weight(torch.zeros(6, 20), torch.zeros(6), device, 0.5, gen(k)) for k in range(6)
+        ]
+        opt = DWSGLD(
+            [p for layer in layers for p in layer.parameters()], 1e-3, config, 1000, gen(3), fused=fused
+        )
+        grads = gen(8)
+        for _ in range(4):
+            for p in opt.param_groups[0]["params"]:
+                p.grad = torch.randn(p.shape, generator=grads)
+            opt.step()
+        runs.append((layers, opt))
+    assert calls and calls[0] == 12 > sgld_fused.GROUP
+    _assert_same(*runs)
+
+
+def test_peaks_are_aminmax_peaks_with_nan_and_inf():
+    g = gen(9)
+    grads = [torch.randn(n, generator=g) for n in (5, 300, 1, 77, 64, 9, 12, 3, 1000, 2)]
+    grads[1][17], grads[3][0], grads[4][5], grads[4][6] = (
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        float("nan"),
+    )
+    grads[8][999] = -50.0
+    found = sgld_fused.peaks([t.numpy() for t in grads])
+    for peak, grad in zip(found, grads, strict=True):
+        low, high = torch.aminmax(grad)
+        expected = max(-float(low), float(high))
+        assert (math.isnan(peak) and math.isnan(expected)) if math.isnan(expected) else peak == expected
+    assert math.isnan(found[1]) and found[3] == math.inf and math.isnan(found[4]) and found[8] == 50.0

@@ -184,7 +184,7 @@ class _WindowViews(NamedTuple):
     passive: torch.Tensor
     velocity: torch.Tensor
     diffusion: torch.Tensor
-    arrays: list[tuple[np.ndarray, ...]] | None  # per segment, for the fused step (CPU float32)
+    arrays: tuple[tuple[np.ndarray, ...], list[np.ndarray]] | None  # window's, parameters', fused step
 
 
 class DWSGLD(_Langevin):
@@ -293,7 +293,9 @@ class DWSGLD(_Langevin):
         flat = [[None if g is None else g.reshape(-1) for g in bank_grads] for bank_grads in grads]
         if fused:
             flat = [[None if g is None else g.numpy() for g in bank_flat] for bank_flat in flat]
-        extremes = torch.stack([x for b, i in live for x in torch.aminmax(grads[b][i])]).tolist()
+            extremes = [x for p in sgld_fused.peaks([flat[b][i] for b, i in live]) for x in (-p, p)]
+        else:
+            extremes = torch.stack([x for b, i in live for x in torch.aminmax(grads[b][i])]).tolist()
         # a crossbar's parameters (weight and bias) share one quantisation step, so one plan
         keys = [getattr(banks[b].params[i], "crossbar", banks[b].params[i]) for b, i in live]
         peaks: dict[object, float] = {}
@@ -372,12 +374,12 @@ class DWSGLD(_Langevin):
                 bank.diffusion[0, span],
                 None,
             )
-            if sgld_fused.applies(bank.u):  # numpy views of each segment, for the kernel
+            if sgld_fused.applies(bank.u):  # numpy views of the window and each parameter, for the kernel
                 window_arrays = (views.active, views.passive, views.velocity, views.diffusion)
-                arrays = [
-                    (*(a[seg.window].numpy() for a in window_arrays), param.numpy())
-                    for seg, (_, param) in zip(segments, views.segments, strict=True)
-                ]
+                arrays = (
+                    tuple(a.numpy() for a in window_arrays),
+                    [param.numpy() for _, param in views.segments],
+                )
                 views = self._views[key] = views._replace(arrays=arrays)
         return views
 
@@ -504,21 +506,23 @@ class DWSGLD(_Langevin):
         diffuse,
         clamp_pairs,
     ) -> tuple[int, float]:
-        """One window of :meth:`_program` in the fused kernel (:mod:`.sgld_fused`), a segment at a
-        time: the same pool window, so the same noise as the eager passes."""
+        """One window of :meth:`_program` in the fused kernel (:mod:`.sgld_fused`): the same pool
+        window, so the same noise as the eager passes."""
         noise = self.noise.take((views.active.numel(),)).numpy()
         half, edge = 0.5 * bank.dw_params.track_length_m, bank.dw_params.edge_length_m
-        count, energy, pairs_target = 0, 0.0, float(self.config.pairs)
-        for seg, arrays in zip(segments, views.arrays, strict=True):
-            plan = plans[seg.index]
-            if plan is None:
-                continue
-            drift, hot, pairs = sgld_fused.program_segment(
-                arrays, flat_grads[seg.index][seg.flat], noise[seg.window], plan, diffuse, clamp_pairs,
-                pairs_target, half, edge,
-            )  # fmt: skip
+        window, params = views.arrays
+        live = [
+            (seg.window.start, flat_grads[seg.index][seg.flat], param, plans[seg.index])
+            for seg, param in zip(segments, params, strict=True)
+            if plans[seg.index] is not None
+        ]
+        counts = sgld_fused.program_window(
+            window, live, noise, diffuse, clamp_pairs, float(self.config.pairs), half, edge
+        )
+        count, energy = 0, 0.0
+        for (_, _, _, plan), (drift, hot, pairs) in zip(live, counts, strict=True):
             self._hot += hot
-            pair_pulses = 2 * pairs if diffuse else 0
+            pair_pulses = 2 * pairs
             count += drift + pair_pulses
             energy += drift * plan.push_energy_j + pair_pulses * plan.pair_energy_j
         return count, energy

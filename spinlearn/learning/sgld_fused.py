@@ -39,7 +39,10 @@ from spinlearn import _jit
 from spinlearn._jit import FAST_MATH, compile_cached, follow_torch_threads, numba_threads
 
 CHUNK = 1 << 14  # weights per parallel task: large enough that a task's start-up is a few percent of it
-_kernels = None  # (serial, parallel), compiled on first use
+GROUP = 8  # segments per call: the kernels take tuples of this many arrays (one compiled signature)
+_NO_VALUES = np.zeros(0, np.float32)  # pads a group's tuples
+_NO_BITS = _NO_VALUES.view(np.uint32)
+_kernels = None  # (segment, chunked, group, peaks), compiled on first use
 
 
 def applies(u: torch.Tensor) -> bool:
@@ -99,7 +102,37 @@ def _compile(cache: bool = True):
             )  # fmt: skip
         return partial[:, 0].sum(), partial[:, 1].sum(), partial[:, 2].sum()
 
-    return segment, chunked
+    @njit(error_model="numpy", boundscheck=False, cache=cache)
+    def group(grads, params, starts, scalars, count, active, passive, velocity, diffusion, noise, parallel):
+        counts = np.zeros((GROUP, 3), np.float64)
+        for k in range(count):
+            grad, param = grads[k], params[k]
+            lo = starts[k]
+            hi = lo + grad.shape[0]
+            views = (active[lo:hi], passive[lo:hi], velocity[lo:hi], diffusion[lo:hi], noise[lo:hi])
+            if parallel and grad.shape[0] > CHUNK:
+                sums = chunked(grad, *views, param, scalars[k])
+            else:
+                sums = segment(grad, *views, param, scalars[k])
+            counts[k, 0], counts[k, 1], counts[k, 2] = sums
+        return counts
+
+    @njit(error_model="numpy", boundscheck=False, cache=cache)
+    def peaks(bits, count):
+        # |g| of a float32 is its bit pattern without the sign bit, ordered as the floats are, and
+        # every NaN pattern lies above inf's: an integer maximum (which vectorises, where a float
+        # one that must see NaN does not) gives max |g|, inf, or a NaN
+        largest = np.zeros(GROUP, np.uint32)
+        magnitude = np.uint32(0x7FFFFFFF)
+        for k in range(count):
+            values = bits[k]
+            top = np.uint32(0)
+            for i in range(values.shape[0]):
+                top = max(top, values[i] & magnitude)
+            largest[k] = top
+        return largest
+
+    return segment, chunked, group, peaks
 
 
 def _kernels_() -> tuple:
@@ -110,35 +143,66 @@ def _kernels_() -> tuple:
     return _kernels
 
 
-def program_segment(
-    arrays: tuple,
-    grad: np.ndarray | None,
+def _padded(items: list, pad) -> tuple:
+    return (*items, *[pad] * (GROUP - len(items)))
+
+
+def peaks(grads: list[np.ndarray]) -> list[float]:
+    """``max |g|`` of each flat float32 gradient: NaN if it holds a NaN, inf if an inf (as
+    ``max(-min, max)`` of :func:`torch.aminmax` gives it), in one pass per gradient and one call per
+    :data:`GROUP` of them."""
+    kernel = _kernels_()[3]
+    found: list[float] = []
+    for first in range(0, len(grads), GROUP):
+        part = [g.view(np.uint32) for g in grads[first : first + GROUP]]
+        top = kernel(_padded(part, _NO_BITS), len(part))
+        found += top.view(np.float32)[: len(part)].tolist()
+    return found
+
+
+def program_window(
+    window: tuple[np.ndarray, ...],
+    segments: list[tuple[int, np.ndarray | None, np.ndarray, object]],
     noise: np.ndarray,
-    plan,
     diffuse: bool,
     clamp_pairs: bool,
     pairs_target: float,
     half: float,
     edge: float,
-) -> tuple[int, int, int]:
-    """Program one segment: ``arrays`` its (active, passive, velocity, diffusion, parameter) numpy
-    views, ``grad`` its flat gradient (None: no drift), ``noise`` its pool numbers, ``plan`` its
-    crossbar's :class:`~spinlearn.learning.sgld._Plan`. Returns the drift pulses, hot weights (0
+) -> list[tuple[int, int, int]]:
+    """Program the ``segments`` of one window: ``window`` its (active, passive, velocity, diffusion)
+    numpy views, ``noise`` its pool numbers; per segment its start in the window, its flat gradient
+    (None: no drift), its parameter's numpy view and its crossbar's
+    :class:`~spinlearn.learning.sgld._Plan`. Returns per segment the drift pulses, hot weights (0
     where the plan has no cool limit) and pairs (0 without ``diffuse``). The weights are read back
-    for the linear response; a caller with another response writes them afterwards."""
-    serial, chunked = _kernels_()
-    active, passive, velocity, diffusion, param = arrays
-    if grad is None or not plan.scale:
-        # no drift to send (the crossbar's gradient is 0, or has a NaN or inf): eager sends code 0 too
-        grad = np.zeros(len(noise), np.float32)
-    kernel = chunked if len(grad) > CHUNK and numba_threads() > 1 else serial
-    # one float32 array: numba unboxes a numpy scalar argument in about 2 us, an array in 0.1 us
+    for the linear response; a caller with another response writes them afterwards. One call into
+    numba per :data:`GROUP` segments: a call costs microseconds, as much as a small layer's update."""
+    kernel = _kernels_()[2]
+    parallel = numba_threads() > 1
+    found: list[tuple[int, int, int]] = []
+    for first in range(0, len(segments), GROUP):
+        part = segments[first : first + GROUP]
+        grads, params, starts, rows = [], [], [], []
+        for start, grad, param, plan in part:
+            if grad is None or not plan.scale:
+                # no drift to send (the crossbar's gradient is 0, or has a NaN or inf): eager sends code 0 too
+                grad = np.zeros(len(param), np.float32)
+            grads.append(grad)
+            params.append(param)
+            starts.append(start)
+            rows.append(_scalars(plan, diffuse, clamp_pairs, pairs_target, half, edge))
+        rows += [rows[0]] * (GROUP - len(part))
+        counts = kernel(
+            _padded(grads, _NO_VALUES), _padded(params, _NO_VALUES), np.array(_padded(starts, 0), np.int64),
+            np.array(rows, np.float32), len(part), *window, noise, parallel,
+        )  # fmt: skip
+        found += [(int(d), int(h), int(p) if diffuse else 0) for d, h, p in counts[: len(part)].tolist()]
+    return found
+
+
+def _scalars(plan, diffuse: bool, clamp_pairs: bool, pairs_target: float, half: float, edge: float) -> tuple:
+    """The kernel's per-segment numbers, in its order."""
     pair_var2 = 2.0 * plan.pair_var_m2 if diffuse else 0.0
     cool = np.inf if plan.cool is None else plan.cool
-    scalars = np.array(
-        (plan.scale, plan.unit_m, plan.drift_var_m2, pair_var2, plan.pair_alpha, pairs_target, cool,
-         0.0 if clamp_pairs else -np.inf, half, edge, plan.weight_per_m),
-        np.float32,
-    )  # fmt: skip
-    drift, hot, pairs = kernel(grad, active, passive, velocity, diffusion, noise, param, scalars)
-    return int(drift), int(hot), int(pairs) if diffuse else 0
+    return (plan.scale, plan.unit_m, plan.drift_var_m2, pair_var2, plan.pair_alpha, pairs_target, cool,
+            0.0 if clamp_pairs else -np.inf, half, edge, plan.weight_per_m)  # fmt: skip
