@@ -39,6 +39,7 @@ from spinlearn import _jit
 from spinlearn._jit import FAST_MATH, compile_cached, follow_torch_threads, numba_threads
 
 CHUNK = 1 << 14  # weights per parallel task: large enough that a task's start-up is a few percent of it
+BLOCK = 1024  # weights per pass of the loop's two parts (its drift buffer stays in L1)
 GROUP = 8  # segments per call: the kernels take tuples of this many arrays (one compiled signature)
 _NO_VALUES = np.zeros(0, np.float32)  # pads a group's tuples
 _NO_BITS = _NO_VALUES.view(np.uint32)
@@ -51,7 +52,8 @@ def applies(u: torch.Tensor) -> bool:
 
 
 def _compile(cache: bool = True):
-    """The kernel over a segment, and a parallel one that runs it over chunks of ``CHUNK`` weights.
+    """The kernel over a segment, a parallel one that runs it over chunks of ``CHUNK`` weights, one
+    that runs up to ``GROUP`` segments of a window, and the quantisation peaks.
 
     The loop runs over ``range(len)`` of (sliced) arrays with no branch but the edge test: numba wraps
     negative indices around, so a loop over ``range(lo, hi)`` carries that test on every load and does
@@ -70,22 +72,35 @@ def _compile(cache: bool = True):
         drift_n = f64(0.0)
         hot = f64(0.0)
         pair_n = f64(0.0)
-        for i in range(grad.shape[0]):
-            code = np.rint(grad[i] * scale)
-            n = abs(code)
-            drift_n += f64(n)
-            hot += f64(n > cool)
-            pairs = max(np.rint(pairs_target - pair_alpha * n), pairs_floor)
-            pair_n += f64(pairs)
-            var = n * drift_var_m2 + pair_var2_m2 * pairs
-            step = code * unit_m * velocity[i] + noise[i] * np.sqrt(var * diffusion[i])
-            z = active[i]
-            negative_room = np.copysign(z, z * step) - half  # -(room left in the step's direction)
-            if negative_room > -edge:
-                step *= -negative_room / edge
-            z = min(max(z + step, -half), half)
-            active[i] = z
-            param[i] = (z + passive[i]) * weight_per_m
+        size = grad.shape[0]
+        drift = np.empty(BLOCK, np.float32)
+        for lo in range(0, size, BLOCK):
+            hi = min(lo + BLOCK, size)
+            g, a, p, v, d, xi, w = (
+                grad[lo:hi], active[lo:hi], passive[lo:hi], velocity[lo:hi], diffusion[lo:hi],
+                noise[lo:hi], param[lo:hi],
+            )  # fmt: skip
+            # c mu rounded before the device factor multiplies it, as the eager passes round it (in
+            # one expression fast-math would regroup it as c (mu v))
+            for i in range(g.shape[0]):
+                drift[i] = np.rint(g[i] * scale) * unit_m
+            for i in range(g.shape[0]):
+                code = np.rint(g[i] * scale)
+                n = abs(code)
+                drift_n += f64(n)
+                hot += f64(n > cool)
+                var = n * drift_var_m2
+                pairs = max(np.rint(pairs_target - pair_alpha * n), pairs_floor)
+                pair_n += f64(pairs)
+                var += pair_var2_m2 * pairs
+                step = drift[i] * v[i] + xi[i] * np.sqrt(var * d[i])
+                z = a[i]
+                negative_room = np.copysign(z, z * step) - half  # -(room left in the step's direction)
+                if negative_room > -edge:
+                    step *= -negative_room / edge
+                z = min(max(z + step, -half), half)
+                a[i] = z
+                w[i] = (z + p[i]) * weight_per_m
         return drift_n, hot, pair_n
 
     @njit(parallel=True, fastmath=FAST_MATH, error_model="numpy", boundscheck=False, cache=cache)
