@@ -2,15 +2,18 @@
 
 Each variant of the benchmark (the device rule and the digital step it replaces) runs a few steps
 under :mod:`torch.profiler`; the ten ops with the most self time are printed with their share of
-the variant's wall time. Time that no torch op accounts for (the numba kernels, Python between the
-ops) is printed as ``(outside torch ops)``: for the AFD and DW-SGLD variants that is mostly the
-fused device kernels.
+the variant's wall time. The numba kernels are labelled ``numba: <module>.<function>`` (their calls
+are wrapped in :func:`torch.profiler.record_function` for the profile); time that no op or kernel
+accounts for (Python between them) is printed as ``(outside torch ops)``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -18,6 +21,48 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks import afd_vs_torch, danp_vs_bp, dw_sgld_vs_sgd, hopfield_n1000, train_seconds
 
 TOP = 10
+# the numba kernels' entry points, (module, attribute path): labelled in the profile where present
+KERNELS = (
+    ("spinlearn.learning.afd_fused", "FusedAFD.__call__"),
+    ("spinlearn.learning.sgld_fused", "program_window"),
+    ("spinlearn.learning.sgld_fused", "program_segment"),
+    ("spinlearn.learning.sgld_fused", "peaks"),
+    ("spinlearn.hardware.dw_bank", "SynapseBank.rebalance"),
+    ("spinlearn.devices._texture_fused", "pulses"),
+    ("spinlearn.devices._texture_fused", "write_back"),
+    ("spinlearn.devices.smtj_noise", "_telegraph_fused"),
+)
+
+
+@contextlib.contextmanager
+def labelled_kernels() -> Iterator[None]:
+    """Wrap each of :data:`KERNELS` that exists in a :func:`torch.profiler.record_function` named
+    after it, and restore them on exit."""
+    restore = []
+    for module_name, path in KERNELS:
+        try:
+            owner = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent, None)
+        original = getattr(owner, name, None) if owner is not None else None
+        if original is None:
+            continue
+        label = f"numba: {module_name.rsplit('.', 1)[-1]}.{path}"
+
+        def wrapped(*args, _original=original, _label=label, **kwargs):
+            with torch.profiler.record_function(_label):
+                return _original(*args, **kwargs)
+
+        setattr(owner, name, functools.wraps(original)(wrapped))
+        restore.append((owner, name, original))
+    try:
+        yield
+    finally:
+        for owner, name, original in reversed(restore):
+            setattr(owner, name, original)
 
 
 def _afd(kind: str) -> Callable[[], None]:
@@ -61,7 +106,7 @@ def top_ops(work: Callable[[], None], top: int = TOP) -> dict:
     """Run ``work`` once to warm up, then once under the profiler: the ``top`` ops by self CPU
     time, each with its share of the wall time, and the share no op accounts for."""
     work()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with labelled_kernels(), profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         work()
         wall_us = (time.perf_counter() - start) * 1e6

@@ -102,3 +102,24 @@ def test_profile_lists_the_top_ops_with_their_shares():
     ops = [op for op, _, _ in result["ops"]]
     assert len(ops) == 3 and any("mm" in op for op in ops)
     assert 0 < sum(share for _, _, share in result["ops"]) + result["outside_share"] <= 1 + 1e-9
+
+
+def test_profile_labels_the_numba_kernels_and_restores_them():
+    from benchmarks import profile
+    from spinlearn.devices.domain_wall import DomainWall
+    from spinlearn.learning import sgld_fused
+    from spinlearn.learning.sgld import DWSGLD, SGLDConfig
+    from spinlearn.nn.dw import DWLinear
+
+    layer = DWLinear.from_weight(torch.zeros(4, 30), torch.zeros(4), DomainWall(), 0.5, torch.Generator())
+    opt = DWSGLD(layer.parameters(), 1e-3, SGLDConfig(temperature=0.1), 100, torch.Generator().manual_seed(0))
+
+    def step():
+        for p in layer.parameters():
+            p.grad = torch.ones_like(p)
+        opt.step()
+
+    before = sgld_fused.program_window
+    result = profile.top_ops(step, top=50)
+    assert "numba: sgld_fused.program_window" in [op for op, _, _ in result["ops"]]
+    assert sgld_fused.program_window is before
