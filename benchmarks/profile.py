@@ -2,9 +2,10 @@
 
 Each variant of the benchmark (the device rule and the digital step it replaces) runs a few steps
 under :mod:`torch.profiler`; the ten ops with the most self time are printed with their share of
-the variant's wall time. The numba kernels are labelled ``numba: <module>.<function>`` (their calls
-are wrapped in :func:`torch.profiler.record_function` for the profile); time that no op or kernel
-accounts for (Python between them) is printed as ``(outside torch ops)``.
+the variant's wall time. The entry points of the fused kernels are labelled
+``kernel: <module>.<function>`` (their calls are wrapped in :func:`torch.profiler.record_function`
+for the profile; a label covers the eager passes too where those run instead); time that no op or
+kernel accounts for (Python between them) is printed as ``(outside torch ops)``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks import afd_vs_torch, danp_vs_bp, dw_sgld_vs_sgd, hopfield_n1000, train_seconds
 
 TOP = 10
-# the numba kernels' entry points, (module, attribute path): labelled in the profile where present
+# the fused kernels' entry points, (module, attribute path): labelled in the profile where present
 KERNELS = (
     ("spinlearn.learning.afd_fused", "FusedAFD.__call__"),
     ("spinlearn.learning.sgld_fused", "program_window"),
-    ("spinlearn.learning.sgld_fused", "program_segment"),
     ("spinlearn.learning.sgld_fused", "peaks"),
     ("spinlearn.hardware.dw_bank", "SynapseBank.rebalance"),
     ("spinlearn.devices._texture_fused", "pulses"),
@@ -50,7 +50,7 @@ def labelled_kernels() -> Iterator[None]:
         original = getattr(owner, name, None) if owner is not None else None
         if original is None:
             continue
-        label = f"numba: {module_name.rsplit('.', 1)[-1]}.{path}"
+        label = f"kernel: {module_name.rsplit('.', 1)[-1]}.{path}"
 
         def wrapped(*args, _original=original, _label=label, **kwargs):
             with torch.profiler.record_function(_label):

@@ -1,6 +1,8 @@
 """What the numba kernels (:mod:`spinlearn.learning.afd_fused`, :mod:`spinlearn.learning.sgld_fused`,
-the bank's rebalancing in :mod:`spinlearn.hardware.dw_bank`) share: their fast-math flags,
-the thread count they follow, and a compile that falls back to no disk cache."""
+the bank's rebalancing in :mod:`spinlearn.hardware.dw_bank`, the texture film's epoch in
+:mod:`spinlearn.devices._texture_fused`, the telegraph noise in :mod:`spinlearn.devices.smtj_noise`)
+share: their fast-math flags, the thread count they follow, and a compile that falls back to no
+disk cache."""
 
 from __future__ import annotations
 
@@ -43,13 +45,15 @@ def follow_torch_threads() -> None:
     if getattr(_set, "threads", 0) != wanted:
         import numba
 
-        numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
+        _set.given = max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(_set.given)
         _set.threads = wanted
 
 
 def numba_threads() -> int:
-    """The thread count :func:`follow_torch_threads` last gave numba in the calling thread."""
-    return getattr(_set, "threads", 1)
+    """The thread count :func:`follow_torch_threads` last gave numba in the calling thread (torch's,
+    capped by ``NUMBA_NUM_THREADS``)."""
+    return getattr(_set, "given", 1)
 
 
 def compile_cached(factory):

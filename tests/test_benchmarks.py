@@ -121,5 +121,5 @@ def test_profile_labels_the_numba_kernels_and_restores_them():
 
     before = sgld_fused.program_window
     result = profile.top_ops(step, top=50)
-    assert "numba: sgld_fused.program_window" in [op for op, _, _ in result["ops"]]
+    assert "kernel: sgld_fused.program_window" in [op for op, _, _ in result["ops"]]
     assert sgld_fused.program_window is before

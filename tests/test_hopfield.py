@@ -28,6 +28,9 @@ def patterns(count, n, seed=1):
 @pytest.mark.parametrize("fused", [True, False])
 def test_one_epoch_equals_the_law_applied_pulse_by_pulse(fused, monkeypatch):
     """The numba epoch (CPU) and the eager one (no numba, or off the CPU) alike."""
+    calls = []
+    pulses = _texture_fused.pulses
+    monkeypatch.setattr(_texture_fused, "pulses", lambda *a: calls.append(1) or pulses(*a))
     if not fused:
         monkeypatch.setattr(_texture_fused, "applies", lambda w: False)
     device = film(dataclasses.replace(QUIET, variability=0.3, initial_spread=0.05, hebbian_gain=0.2))
@@ -40,6 +43,7 @@ def test_one_epoch_equals_the_law_applied_pulse_by_pulse(fused, monkeypatch):
         w += eta * torch.outer(c, c) * drive
         w.fill_diagonal_(0.0)
     device.apply(xs)
+    assert bool(calls) == fused
     torch.testing.assert_close(device.w, w.clamp(-1, 1), rtol=0, atol=1e-14)
 
 
@@ -58,16 +62,18 @@ def test_fused_epochs_follow_the_eager_ones_with_write_noise(monkeypatch):
     torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=1e-6)
 
 
-def test_the_write_back_is_bitwise_the_eager_passes():
-    gen = torch.Generator().manual_seed(4)
-    w = symmetric_noise(130, 0.5, gen, torch.empty(0)).clamp_(-1, 1)
-    update, noise = torch.randn(130, 130, generator=gen), torch.randn(130, 130, generator=gen)
-    w[0, 1] = w[1, 0] = 0.999  # pushed past the clip
-    eager = w + 0.3 * (update + update.T)
-    eager.fill_diagonal_(0.0)
-    eager = (eager + (noise + noise.T).mul_(0.02).fill_diagonal_(0.0)).clamp_(-1, 1)
-    _texture_fused.write_back(w.numpy(), update.numpy(), 0.3, noise.numpy(), 0.02)
-    assert torch.equal(w, eager) and float(w[0, 1]) == 1.0
+@pytest.mark.parametrize("noise_std", [0.0, 0.05])
+def test_the_write_back_is_bitwise_the_eager_passes(noise_std):
+    """The film's own eager write-back against the numba one, from the same state and generator."""
+    films = []
+    for fused in (True, False):
+        film = TextureFilm(TextureParams(initial_spread=0.5), 130, torch.Generator().manual_seed(4))
+        film.w[0, 1] = film.w[1, 0] = 0.999  # pushed past the clip
+        update = torch.randn(130, 130, generator=torch.Generator().manual_seed(5))
+        film._write_back(update, 0.3, noise_std, fused=fused)
+        films.append(film.w)
+    assert torch.equal(films[0], films[1]) and float(films[0][0, 1]) == 1.0
+    assert torch.equal(films[0], films[0].T) and bool((films[0].diagonal() == 0).all())
 
 
 def test_an_oja_pulse_is_the_hand_computed_step():

@@ -148,7 +148,7 @@ def test_codes_round_half_to_even_in_both_paths():
 
 
 def test_drift_pulse_counts_are_exact_at_16_bits():
-    """Codes near 2^15 in 4096 weights: every block's count stays an exact float32 integer."""
+    """Codes near 2^15 in 4096 weights: the count, past 2^24, stays exact."""
     codes = -(32767.0 - torch.arange(4096, dtype=torch.float32) % 7)
     exact = int(codes.abs().to(torch.int64).sum())
     assert exact > 1 << 24
@@ -264,3 +264,37 @@ def test_peaks_are_aminmax_peaks_with_nan_and_inf():
         expected = max(-float(low), float(high))
         assert (math.isnan(peak) and math.isnan(expected)) if math.isnan(expected) else peak == expected
     assert math.isnan(found[1]) and found[3] == math.inf and math.isnan(found[4]) and found[8] == 50.0
+
+
+def test_the_chunked_path_through_a_window_agrees(monkeypatch):
+    """A segment above ``CHUNK`` weights with more than one numba thread runs in chunks (forced
+    here, whatever the machine's thread count): the same walls as the eager passes."""
+    monkeypatch.setattr(sgld_fused, "numba_threads", lambda: 2)
+    config, device = SGLDConfig(temperature=0.1, bits=6), DomainWall(DWParams())
+    runs = []
+    for fused in (True, False):
+        layer = DWLinear.from_weight(torch.zeros(8, 3000), torch.zeros(8), device, 0.5, gen(4))
+        assert layer.weight.numel() > sgld_fused.CHUNK
+        opt = DWSGLD(list(layer.parameters()), 1e-3, config, 1000, gen(3), fused=fused)
+        grads = gen(6)
+        for _ in range(3):
+            for p in layer.parameters():
+                p.grad = torch.randn(p.shape, generator=grads)
+            opt.step()
+        runs.append(([layer], opt))
+    _assert_same(*runs)
+
+
+def test_a_strided_gradient_is_programmed_as_a_contiguous_one(monkeypatch):
+    """A gradient that is a transposed view (not contiguous, and strided after reshape)."""
+    config, device = SGLDConfig(temperature=0.1, bits=6), DomainWall(DWParams())
+    runs = []
+    for strided in (True, False):
+        layer = DWLinear.from_weight(torch.zeros(8, 30), torch.zeros(8), device, 0.5, gen(4))
+        opt = DWSGLD(list(layer.parameters()), 1e-3, config, 1000, gen(3))
+        grad = torch.randn(30, 8, generator=gen(6))
+        layer.weight.grad = grad.t() if strided else grad.t().contiguous()
+        layer.bias.grad = torch.randn(16, generator=gen(7))[::2]  # a strided 1-d view
+        opt.step()
+        runs.append(layer.synapses.u.clone())
+    assert torch.equal(runs[0], runs[1])

@@ -379,9 +379,13 @@ def test_bad_parameters_raise_config_error_naming_the_field(cls, field, value):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fused_telegraph_noise_is_bitwise_the_eager_passes(dtype, monkeypatch):
     """The numba pass (CPU) against the eager flips, cumulative product and arithmetic, over calls."""
-    runs = []
+    runs, calls = [], []
+    kernel = smtj_noise._telegraph_fused
+    monkeypatch.setattr(smtj_noise, "_telegraph_fused", lambda *a: calls.append(1) or kernel(*a))
     for fused in (True, False):
         if not fused:
+            assert calls  # the numba pass ran in the first round
+            calls.clear()
             monkeypatch.setattr(smtj_noise._jit, "available", lambda: False)
         g = gen(21)
         sign = smtj_noise.initial_telegraph_sign(300, g, dtype)
@@ -390,7 +394,16 @@ def test_fused_telegraph_noise_is_bitwise_the_eager_passes(dtype, monkeypatch):
             v, sign = smtj_noise.authors_noise(sign, rows, g)
             samples.append(v)
         runs.append((torch.cat(samples), sign))
+    assert not calls
     (v_fused, sign_fused), (v_eager, sign_eager) = runs
     assert v_fused.dtype == dtype and torch.equal(v_fused, v_eager) and torch.equal(sign_fused, sign_eager)
     flips = (v_fused[1:] - v_fused[:-1]).abs() > AUTHORS_NOISE.telegraph_amplitude_v  # sign changes
     assert 0.05 < float(flips.double().mean()) < 0.12  # flip probability 0.0809
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_telegraph_noise_in_half_precision_takes_the_eager_passes(dtype):
+    g = gen(22)
+    v, sign = smtj_noise.authors_noise(smtj_noise.initial_telegraph_sign(40, g, dtype), 3, g)
+    assert v.dtype == sign.dtype == dtype and v.shape == (3, 40)
+    assert float((v.float() - AUTHORS_NOISE.mean_v).abs().max()) < 0.02

@@ -22,7 +22,7 @@ together they were three quarters of an epoch at N = 1000 (``benchmarks/hopfield
 The write-back does the eager passes' arithmetic in their order, without fast-math, so it is
 bitwise the eager result. The loop sums its products in another order than the BLAS (fast-math,
 so that the dot products vectorise): it agrees with the eager loop to float rounding
-(``tests/test_reference_runs.py``).
+(``tests/test_hopfield.py``; ``tests/test_reference_runs.py`` holds it to a stored run).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 
 from spinlearn import _jit
 
-TILE = 64  # links per tile side in the write-back: two 64 x 64 float32 tiles stay in L1
+TILE = 64  # links per tile side in the write-back: its six 64 x 64 tiles (96 KiB in float32) stay in L2
 _kernels = None  # (pulses, write_back), compiled on first use
 
 

@@ -84,7 +84,13 @@ def authors_noise(
     shape = (n_samples, *sign.shape)
     gauss = torch.randn(shape, generator=generator, device=sign.device, dtype=sign.dtype)
     uniform = torch.rand(shape, generator=generator, device=sign.device, dtype=sign.dtype)
-    if sign.device.type == "cpu" and sign.dim() == 1 and _jit.available():
+    if (
+        sign.device.type == "cpu"
+        and sign.dim() == 1
+        and sign.dtype in (torch.float32, torch.float64)
+        and not sign.requires_grad
+        and _jit.available()
+    ):
         return _telegraph_fused(sign, gauss, uniform, params)
     flips = uniform < params.flip_probability
     signs = sign * torch.where(flips, -1.0, 1.0).to(sign.dtype).cumprod(dim=0)

@@ -311,12 +311,7 @@ class TextureFilm:
             diag = torch.zeros(n, device=s.device, dtype=s.dtype)
             arrays = (s, ab, ax_all, field0, self.coupling, diag)
             _texture_fused.pulses(*(t.numpy() for t in arrays), eta, rho)
-            half = a.T @ (0.5 * (rho * a - b))
-            noise, scale = None, 0.0
-            if p.write_noise:  # symmetric_noise's draw, scaled and mirrored in the write-back
-                noise = torch.randn(n, n, generator=self.generator, device=s.device, dtype=s.dtype).numpy()
-                scale = p.write_noise * math.sqrt(count) / math.sqrt(2.0)
-            _texture_fused.write_back(self.w.numpy(), half.numpy(), eta, noise, scale)
+            self._write_back(a.T @ (0.5 * (rho * a - b)), eta, p.write_noise * math.sqrt(count), fused=True)
             return
         weights = torch.empty(count, 2, device=s.device, dtype=s.dtype)  # of a_nu and b_nu in the correction
         diag = torch.zeros(n, device=s.device, dtype=s.dtype)  # removed diagonal of the updates so far
@@ -336,11 +331,25 @@ class TextureFilm:
             else:
                 torch.mul(self.coupling, field0[0], out=b[0])
             diag.addcmul_(a[mu], torch.add(b[mu], a[mu], alpha=-rho), value=-eta)  # eta a (rho a - b)
-        half = a.T @ (0.5 * (rho * a - b))
+        self._write_back(a.T @ (0.5 * (rho * a - b)), eta, p.write_noise * math.sqrt(count), fused=False)
+
+    def _write_back(self, half: torch.Tensor, eta: float, noise_std: float, fused: bool) -> None:
+        """The epoch's update: ``w <- clip(w + eta (H + H^T) + Z, -1, 1)`` with a zero diagonal and
+        ``Z`` a :func:`symmetric_noise` draw of ``noise_std`` (none at 0); ``fused``: in one numba
+        pass (:mod:`._texture_fused`, the same draw and arithmetic), else in eager passes."""
+        if fused:
+            noise, scale = None, 0.0
+            if noise_std:  # symmetric_noise's draw, scaled and mirrored in the write-back
+                noise = torch.randn(
+                    self.n, self.n, generator=self.generator, device=self.w.device, dtype=self.w.dtype
+                )
+                noise, scale = noise.numpy(), noise_std / math.sqrt(2.0)
+            _texture_fused.write_back(self.w.numpy(), half.numpy(), eta, noise, scale)
+            return
         self.w += eta * (half + half.T)  # one sum per link: w stays exactly symmetric
         self.w.fill_diagonal_(0.0)
-        if p.write_noise:
-            self.w += symmetric_noise(n, p.write_noise * math.sqrt(count), self.generator, self.w)
+        if noise_std:
+            self.w += symmetric_noise(self.n, noise_std, self.generator, self.w)
         self.w.clamp_(-1.0, 1.0)
 
     def _apply_oja(self, s: torch.Tensor) -> None:

@@ -147,22 +147,24 @@ class SynapseBank:
         last = self.starts[self.windows[w][-1].index] + self.windows[w][-1].flat.stop
         return slice(first, last)
 
-    def begin_update(self, scratch: tuple[torch.Tensor, ...]) -> None:
+    def begin_update(self, scratch: tuple[torch.Tensor, ...], kernel: bool = True) -> None:
         """Called once per optimizer step, before programming: every ``rebalance_every`` updates,
         the device nearer the middle of its track becomes the active one (so that programming
-        keeps headroom both ways and neither device drifts to an end). ``scratch``: see
-        :meth:`rebalance`."""
+        keeps headroom both ways and neither device drifts to an end). ``scratch``, ``kernel``:
+        see :meth:`rebalance`."""
         self._updates += 1
         if self._updates % self.rebalance_every == 0:
-            self.rebalance(scratch)
+            self.rebalance(scratch, kernel)
 
-    def rebalance(self, scratch: tuple[torch.Tensor, ...] | None = None) -> None:
+    def rebalance(self, scratch: tuple[torch.Tensor, ...] | None = None, kernel: bool = True) -> None:
         """Make the device nearer the middle of its track the active one, in every pair.
 
-        On a CPU in float32 with numba, one pass over the bank; otherwise window by window in
-        ``scratch`` (three flat buffers of at least a window each; fresh ones if None): a fresh
-        buffer costs more than the arithmetic here."""
-        if self.u.device.type == "cpu" and self.u.dtype == torch.float32 and _jit.available():
+        With ``kernel``, on a CPU in float32 with numba: one pass over the bank that swaps the
+        pairs' numbers. Otherwise eager passes, window by window in ``scratch`` (three flat buffers
+        of at least a window each; fresh ones if None: a fresh buffer costs more than the arithmetic
+        here). The two agree exactly on finite positions, but for the sign of a zero (the eager
+        sum gives +0)."""
+        if kernel and self.u.device.type == "cpu" and self.u.dtype == torch.float32 and _jit.available():
             global _swap_kernel
             if _swap_kernel is None:
                 _swap_kernel = _jit.compile_cached(_compile_swap)
@@ -179,7 +181,8 @@ class SynapseBank:
             )
             torch.lt(torch.abs(self.u[1, span], out=keep), torch.abs(self.u[0, span], out=first), out=swap)
             torch.sub(swap.new_ones(()), swap, out=keep)  # swap: 1.0 where the passive one takes over
-            for pair in (self.u, self.velocity, self.diffusion):  # exact: products with 0 and 1, sums with 0
+            # exact on finite numbers: products with 0 and 1, sums with 0 (an inf would give NaN)
+            for pair in (self.u, self.velocity, self.diffusion):
                 active, passive = pair[0, span], pair[1, span]
                 torch.mul(active, keep, out=first).addcmul_(passive, swap)
                 passive.mul_(keep).addcmul_(active, swap)

@@ -199,7 +199,8 @@ class DWSGLD(_Langevin):
     With a ``ledger``, every step's pulses are booked there as ``dw_pulse``.
 
     On the CPU in float32 the update runs in a fused kernel (:mod:`.sgld_fused`), one call per
-    tensor and window; ``fused=False``, CUDA and float64 run the same update as eager tensor passes.
+    window for up to eight tensors; ``fused=False``, CUDA and float64 run the same update as eager
+    tensor passes.
     """
 
     def __init__(
@@ -291,8 +292,11 @@ class DWSGLD(_Langevin):
         # flat gradients; numpy ones where the fused kernel programs every bank (CPU float32)
         fused = self.fused and all(sgld_fused.applies(bank.u) for bank in banks)
         flat = [[None if g is None else g.reshape(-1) for g in bank_grads] for bank_grads in grads]
-        if fused:
-            flat = [[None if g is None else g.numpy() for g in bank_flat] for bank_flat in flat]
+        if fused:  # contiguous (a strided gradient stays strided through reshape), no autograd
+            flat = [
+                [None if g is None else g.detach().contiguous().numpy() for g in bank_flat]
+                for bank_flat in flat
+            ]
             extremes = [x for p in sgld_fused.peaks([flat[b][i] for b, i in live]) for x in (-p, p)]
         else:
             extremes = torch.stack([x for b, i in live for x in torch.aminmax(grads[b][i])]).tolist()
@@ -429,7 +433,7 @@ class DWSGLD(_Langevin):
                 float(cfg.pairs)
             )
         linear = bank.dw_params.response == "linear"
-        bank.begin_update(self._work[bank.u.dtype, bank.u.device].unbind())
+        bank.begin_update(self._work[bank.u.dtype, bank.u.device].unbind(), kernel=fused)
         count, energy, largest_code = 0, 0.0, 2 ** (cfg.bits - 1) - 1
         for w, segments in enumerate(bank.windows):
             views = self._window(bank, w, plans)

@@ -1,8 +1,8 @@
 r"""One DW-SGLD programming step of a crossbar's weights, fused into a single pass (CPU, numba).
 
 What it computes is, element for element, what :class:`~spinlearn.learning.sgld.DWSGLD`'s
-``_program`` composes from eager passes on any device, for one tensor's part of a window (a call
-per tensor and window):
+``_program`` composes from eager passes on any device, for each tensor's part of a window (one
+call per window and up to :data:`GROUP` tensors):
 
 1. the drift code :math:`c = \mathrm{round}(-\eta g / \Delta)` (:func:`~spinlearn.learning.sgld.quantise`'s
    rounding, half to even) and its :math:`n = |c|` drift pulses;
@@ -15,7 +15,8 @@ per tensor and window):
    (:func:`~spinlearn.devices.domain_wall.wall_steps`);
 4. the move, a step towards an end shrunk by :math:`\min(1, d/\lambda)` and the wall kept on the
    track (:func:`~spinlearn.devices.domain_wall.move_walls`);
-5. the read-back :math:`w = (u_+ + u_-)\,w_{max}/L` for the linear response;
+5. the read-back :math:`w = (u_+ + u_-)\,w_{max}/L` (written for every response; a caller whose
+   response is not linear overwrites it);
 
 and it counts the drift pulses, the hot weights (more drift pulses than the variance allows) and
 the pairs. The equations stay in their modules; this is their loop.
@@ -44,6 +45,7 @@ GROUP = 8  # segments per call: the kernels take tuples of this many arrays (one
 _NO_VALUES = np.zeros(0, np.float32)  # pads a group's tuples
 _NO_BITS = _NO_VALUES.view(np.uint32)
 _kernels = None  # (segment, chunked, group, peaks), compiled on first use
+_segment_kernel = _chunked_kernel = None  # the first two, as the others call them
 
 
 def applies(u: torch.Tensor) -> bool:
@@ -63,6 +65,10 @@ def _compile(cache: bool = True):
     """
     from numba import njit, prange
 
+    # The kernels call one another through module globals, not through this function's locals: a
+    # closure over a compiled function pickles with an id that changes every process, which made
+    # numba's disk cache miss (and grow) on every run.
+    global _segment_kernel, _chunked_kernel
     f64 = np.float64
 
     @njit(fastmath=FAST_MATH, error_model="numpy", boundscheck=False, cache=cache)
@@ -103,6 +109,8 @@ def _compile(cache: bool = True):
                 w[i] = (z + p[i]) * weight_per_m
         return drift_n, hot, pair_n
 
+    _segment_kernel = segment
+
     @njit(parallel=True, fastmath=FAST_MATH, error_model="numpy", boundscheck=False, cache=cache)
     def chunked(grad, active, passive, velocity, diffusion, noise, param, scalars):
         size = grad.shape[0]
@@ -111,11 +119,13 @@ def _compile(cache: bool = True):
         for c in prange(chunks):
             lo = c * CHUNK
             hi = min(lo + CHUNK, size)
-            partial[c, 0], partial[c, 1], partial[c, 2] = segment(
+            partial[c, 0], partial[c, 1], partial[c, 2] = _segment_kernel(
                 grad[lo:hi], active[lo:hi], passive[lo:hi], velocity[lo:hi], diffusion[lo:hi],
                 noise[lo:hi], param[lo:hi], scalars,
             )  # fmt: skip
         return partial[:, 0].sum(), partial[:, 1].sum(), partial[:, 2].sum()
+
+    _chunked_kernel = chunked
 
     @njit(error_model="numpy", boundscheck=False, cache=cache)
     def group(grads, params, starts, scalars, count, active, passive, velocity, diffusion, noise, parallel):
@@ -126,9 +136,9 @@ def _compile(cache: bool = True):
             hi = lo + grad.shape[0]
             views = (active[lo:hi], passive[lo:hi], velocity[lo:hi], diffusion[lo:hi], noise[lo:hi])
             if parallel and grad.shape[0] > CHUNK:
-                sums = chunked(grad, *views, param, scalars[k])
+                sums = _chunked_kernel(grad, *views, param, scalars[k])
             else:
-                sums = segment(grad, *views, param, scalars[k])
+                sums = _segment_kernel(grad, *views, param, scalars[k])
             counts[k, 0], counts[k, 1], counts[k, 2] = sums
         return counts
 
