@@ -224,26 +224,37 @@ def test_numba_follows_torch_thread_count_in_every_thread():
         _jit.follow_torch_threads()
 
 
+def _fused_and_eager(make_layers, steps: int, grad_seed: int) -> list:
+    """``make_layers()`` trained ``steps`` steps on the same random gradients, fused and eager:
+    ``[(layers, optimizer)] * 2`` for :func:`_assert_same`."""
+    config = SGLDConfig(temperature=0.1, bits=6)
+    runs = []
+    for fused in (True, False):
+        layers = make_layers()
+        params = [p for layer in layers for p in layer.parameters()]
+        opt = DWSGLD(params, 1e-3, config, 1000, gen(3), fused=fused)
+        grads = gen(grad_seed)
+        for _ in range(steps):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=grads)
+            opt.step()
+        runs.append((layers, opt))
+    return runs
+
+
 def test_more_tensors_than_a_group_in_one_window_agree(monkeypatch):
     """Twelve tensors in one window: the kernel takes them in calls of ``GROUP`` segments."""
     calls = []
     kernel = sgld_fused.program_window
     monkeypatch.setattr(sgld_fused, "program_window", lambda *a: calls.append(len(a[1])) or kernel(*a))
-    config, device = SGLDConfig(temperature=0.1, bits=6), DomainWall(DWParams())
-    runs = []
-    for fused in (True, False):
-        layers = [
+    device = DomainWall(DWParams())
+
+    def layers():
+        return [
             DWLinear.from_weight(torch.zeros(6, 20), torch.zeros(6), device, 0.5, gen(k)) for k in range(6)
         ]
-        opt = DWSGLD(
-            [p for layer in layers for p in layer.parameters()], 1e-3, config, 1000, gen(3), fused=fused
-        )
-        grads = gen(8)
-        for _ in range(4):
-            for p in opt.param_groups[0]["params"]:
-                p.grad = torch.randn(p.shape, generator=grads)
-            opt.step()
-        runs.append((layers, opt))
+
+    runs = _fused_and_eager(layers, steps=4, grad_seed=8)
     assert calls and calls[0] == 12 > sgld_fused.GROUP
     _assert_same(*runs)
 
@@ -270,19 +281,14 @@ def test_the_chunked_path_through_a_window_agrees(monkeypatch):
     """A segment above ``CHUNK`` weights with more than one numba thread runs in chunks (forced
     here, whatever the machine's thread count): the same walls as the eager passes."""
     monkeypatch.setattr(sgld_fused, "numba_threads", lambda: 2)
-    config, device = SGLDConfig(temperature=0.1, bits=6), DomainWall(DWParams())
-    runs = []
-    for fused in (True, False):
+    device = DomainWall(DWParams())
+
+    def layers():
         layer = DWLinear.from_weight(torch.zeros(8, 3000), torch.zeros(8), device, 0.5, gen(4))
         assert layer.weight.numel() > sgld_fused.CHUNK
-        opt = DWSGLD(list(layer.parameters()), 1e-3, config, 1000, gen(3), fused=fused)
-        grads = gen(6)
-        for _ in range(3):
-            for p in layer.parameters():
-                p.grad = torch.randn(p.shape, generator=grads)
-            opt.step()
-        runs.append(([layer], opt))
-    _assert_same(*runs)
+        return [layer]
+
+    _assert_same(*_fused_and_eager(layers, steps=3, grad_seed=6))
 
 
 def test_a_strided_gradient_is_programmed_as_a_contiguous_one(monkeypatch):

@@ -307,14 +307,13 @@ class TextureFilm:
         self.write_energy_j += self._pulse_energy_j(s, field0)
         self.writes += count
         ax_all = a @ s.T  # a_nu . s_mu of every pair at once: column mu holds pattern mu's
+        diag = torch.zeros(n, device=s.device, dtype=s.dtype)  # removed diagonal of the updates so far
         if _texture_fused.applies(self.w):
-            diag = torch.zeros(n, device=s.device, dtype=s.dtype)
             arrays = (s, ab, ax_all, field0, self.coupling, diag)
             _texture_fused.pulses(*(t.numpy() for t in arrays), eta, rho)
             self._write_back(a.T @ (0.5 * (rho * a - b)), eta, p.write_noise * math.sqrt(count), fused=True)
             return
         weights = torch.empty(count, 2, device=s.device, dtype=s.dtype)  # of a_nu and b_nu in the correction
-        diag = torch.zeros(n, device=s.device, dtype=s.dtype)  # removed diagonal of the updates so far
         y = torch.empty(n, device=s.device, dtype=s.dtype)
         for mu in range(count):
             x = s[mu]
